@@ -1,0 +1,94 @@
+"""What every siqctl command needs: the config, the store, the actor, and clean failures."""
+
+import getpass
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+
+import typer
+
+from siqd.config import Config, ConfigError, checked_store, find_config_file, load_config
+from siqd.store import Store, StoreError, open_store
+
+FAILED = 1
+USAGE = 2
+
+
+@dataclass
+class Options:
+    config_file: str | None = None
+    store: str | None = None
+
+
+options = Options()
+_cache: dict[str, object] = {}
+
+
+def fail(message: str, code: int = FAILED) -> "typer.Exit":
+    """Print `error: message` on stderr and end the command with `code`."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def config() -> Config:
+    if "config" not in _cache:
+        try:
+            loaded = load_config(find_config_file(options.config_file))
+            if options.store:
+                loaded.store = checked_store(options.store)
+        except ConfigError as error:
+            fail(str(error), USAGE)
+        for warning in loaded.warnings:
+            typer.echo(f"warning: {warning}", err=True)
+        _cache["config"] = loaded
+    return _cache["config"]
+
+
+def store() -> Store:
+    if "store" not in _cache:
+        try:
+            _cache["store"] = open_store(config().store)
+        except StoreError as error:
+            fail(str(error))
+    return _cache["store"]
+
+
+def actor(by: str | None) -> str:
+    if by is not None:
+        if not by.strip():
+            fail("--by must not be empty", USAGE)
+        return by.strip()
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return f"uid {os.getuid()}"
+
+
+def deliver_in_background() -> None:
+    """Start `siqd deliver` detached, so notifications go out now even where no siqd runs.
+
+    It exits by itself once the outbox has nothing due; what fails stays in
+    the outbox for the daemon to retry.
+    """
+    command = [sys.executable, "-m", "siqd", "deliver"]
+    loaded = config()
+    if loaded.path is not None:
+        command += ["--config", str(loaded.path)]
+    command += ["--store", loaded.store]
+    subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                     start_new_session=True)
+
+
+def store_errors(function):
+    """Turn StoreError (unknown id, already resolved, locked store, …) into `error: …` and exit 1."""
+    import functools
+
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        try:
+            return function(*args, **kwargs)
+        except StoreError as error:
+            fail(str(error))
+
+    return wrapper

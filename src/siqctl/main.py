@@ -1,0 +1,41 @@
+"""The siqctl entry point: global options and the command list."""
+
+import typer
+
+from siqctl import config_cmds, context, incidents
+
+app = typer.Typer(
+    help="Work with siq's incidents: list, show, resolve, ignore, comment, reopen and open them.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from siqd import __version__
+
+        typer.echo(f"siqctl {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def global_options(
+    config: str = typer.Option(None, "--config", "-c", help="config file (default: $SIQ_CONFIG, then the user's "
+                                                            "and the site's siq.toml)"),
+    store: str = typer.Option(None, "--store", help="store location, overriding the config's, e.g. "
+                                                    "sqlite:///var/lib/siq/siq.db"),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="print the version"),
+):
+    context.options.config_file = config
+    context.options.store = store
+
+
+incidents.register(app)
+config_cmds.register(app)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,165 @@
+"""Turn incidents into tables, detail views and JSON with stable field names."""
+
+import json
+import time
+
+from siqd.durations import format_duration
+from siqd.metrics import format_value
+from siqd.store.base import Event, Incident, Notification
+from siqd.timefmt import iso_utc, local_time
+
+
+def ago(epoch: float | None, now: float) -> str:
+    if epoch is None:
+        return "-"
+    return f"{format_duration(now - epoch)} ago"
+
+
+def status_text(incident: Incident, now: float) -> str:
+    if incident.status == "open" and incident.cleared_at is not None:
+        return f"open, cleared {ago(incident.cleared_at, now)}"
+    return incident.status
+
+
+def series_text(incident: Incident) -> str:
+    if incident.source != "rule":
+        return "-"
+    return ",".join(f"{key}={value}" for key, value in sorted(incident.labels.items())) or "-"
+
+
+def incident_link(incident: Incident, dashboard_url: str | None) -> str | None:
+    return f"{dashboard_url}/incidents/{incident.id}" if dashboard_url else None
+
+
+def incident_data(incident: Incident, dashboard_url: str | None) -> dict:
+    """Return an incident as JSON-ready data; these field names are a stable interface."""
+    return {
+        "id": incident.id,
+        "status": incident.status,
+        "severity": incident.severity,
+        "host": incident.host,
+        "rule": incident.rule,
+        "labels": incident.labels,
+        "series": incident.series,
+        "title": incident.title,
+        "source": incident.source,
+        "metric": incident.metric,
+        "value": incident.value,
+        "threshold": incident.threshold,
+        "comparison": incident.comparison,
+        "unit": incident.unit,
+        "for_seconds": incident.for_seconds,
+        "started_at": iso_utc(incident.started_at),
+        "opened_at": iso_utc(incident.opened_at),
+        "cleared_at": iso_utc(incident.cleared_at),
+        "closed_at": iso_utc(incident.closed_at),
+        "closed_by": incident.closed_by,
+        "resolution": incident.resolution,
+        "previous_id": incident.previous_id,
+        "updated_at": iso_utc(incident.updated_at),
+        "url": incident_link(incident, dashboard_url),
+    }
+
+
+def event_data(event: Event) -> dict:
+    return {"id": event.id, "at": iso_utc(event.ts), "kind": event.kind, "actor": event.actor,
+            "text": event.text, "value": event.value}
+
+
+def notification_data(notification: Notification) -> dict:
+    return {
+        "id": notification.id,
+        "kind": notification.kind,
+        "channel": notification.channel,
+        "target": notification.target_masked,
+        "status": notification.status,
+        "attempts": notification.attempts,
+        "created_at": iso_utc(notification.created_at),
+        "sent_at": iso_utc(notification.sent_at),
+        "next_attempt_at": iso_utc(notification.next_attempt_at) if notification.status == "pending" else None,
+        "last_error": notification.last_error,
+    }
+
+
+def to_json(data) -> str:
+    return json.dumps(data, indent=2, ensure_ascii=False)
+
+
+def incidents_table(incidents: list[Incident], now: float | None = None) -> str:
+    from tabulate import tabulate
+
+    now = time.time() if now is None else now
+    rows = [
+        (
+            incident.id,
+            incident.severity,
+            incident.host,
+            incident.rule,
+            series_text(incident),
+            format_value(incident.value, incident.unit),
+            ago(incident.opened_at, now),
+            status_text(incident, now),
+            _shorten(incident.title, 60),
+        )
+        for incident in incidents
+    ]
+    headers = ("ID", "SEVERITY", "HOST", "RULE", "SERIES", "VALUE", "OPENED", "STATUS", "TITLE")
+    return tabulate(rows, headers=headers, tablefmt="plain", disable_numparse=True)
+
+
+def _shorten(text: str, width: int) -> str:
+    text = text.replace("\n", " ")
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def incident_detail(incident: Incident, events: list[Event], notifications: list[Notification],
+                    current: tuple[float, float] | None, previous: Incident | None,
+                    dashboard_url: str | None, now: float | None = None) -> str:
+    """Return the `incidents show` view: every field, the timeline and the deliveries."""
+    now = time.time() if now is None else now
+    lines = [f"Incident #{incident.id}: {incident.title}", ""]
+
+    def field(name: str, value) -> None:
+        if value not in (None, ""):
+            lines.append(f"  {name + ':':<12}{value}")
+
+    field("Status", status_text(incident, now))
+    field("Severity", incident.severity)
+    field("Host", incident.host)
+    field("Rule", incident.rule)
+    field("Series", series_text(incident) if incident.source == "rule" else None)
+    if incident.metric:
+        value = format_value(incident.value, incident.unit)
+        threshold = format_value(incident.threshold, incident.unit)
+        held = f" for {format_duration(incident.for_seconds)}" if incident.for_seconds else ""
+        field("Metric", incident.metric)
+        field("Value", f"{value} at opening (threshold: {incident.comparison} {threshold}{held})")
+        if current is not None:
+            field("Now", f"{format_value(current[1], incident.unit)} ({ago(current[0], now)})")
+    field("Started", f"{local_time(incident.started_at)} ({ago(incident.started_at, now)})")
+    field("Opened", f"{local_time(incident.opened_at)} ({ago(incident.opened_at, now)})")
+    if incident.cleared_at is not None:
+        field("Cleared", f"{local_time(incident.cleared_at)} (condition cleared; not yet confirmed by a person)"
+              if incident.status == "open" else local_time(incident.cleared_at))
+    if incident.closed_at is not None:
+        field(incident.status.capitalize(), f"{local_time(incident.closed_at)} by {incident.closed_by}")
+        field("Resolution" if incident.status == "resolved" else "Reason", incident.resolution)
+    if previous is not None:
+        field("Last time", f"#{previous.id}, resolved with '{previous.resolution}'")
+    field("Dashboard", incident_link(incident, dashboard_url))
+
+    lines += ["", "Timeline:"]
+    for event in events:
+        lines.append(f"  {local_time(event.ts)}  {event.kind:<9} {event.actor:<10} {event.text}")
+
+    lines += ["", "Notifications:"]
+    if not notifications:
+        lines.append("  none (no channel configured for this incident)")
+    for note in notifications:
+        state = note.status
+        if note.status == "pending" and note.attempts:
+            state = f"retrying at {local_time(note.next_attempt_at)}"
+        attempts = f"{note.attempts} attempt{'s' if note.attempts != 1 else ''}"
+        error = f", last error: {note.last_error}" if note.last_error and note.status != "sent" else ""
+        lines.append(f"  #{note.id} {note.kind:<9} {note.channel} {note.target_masked}: {state} ({attempts}{error})")
+    return "\n".join(lines)

@@ -1,0 +1,3 @@
+from siqd.cli import main
+
+main()

@@ -1,0 +1,87 @@
+"""The siqd command: `siqd run` samples this host and acts on the rules."""
+
+import argparse
+import sys
+
+from siqd import __version__
+
+USAGE_ERROR = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="siqd",
+        description="siq's per-host daemon: samples metrics, opens incidents, sends notifications.",
+    )
+    parser.add_argument("--version", action="version", version=f"siqd {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = commands.add_parser("run", help="sample this host every interval until stopped (SIGTERM)",
+                              description="Sample this host every interval, store the samples, evaluate the "
+                                          "rules and deliver notifications. Example: siqd run --once")
+    run.add_argument("--config", metavar="FILE", help="config file (default: $SIQ_CONFIG, then the user's "
+                                                      "and the site's siq.toml, then built-in defaults)")
+    run.add_argument("--store", metavar="URL", help="store location, overriding the config's 'store'")
+    run.add_argument("--once", action="store_true", help="take one round, deliver what is due, and exit "
+                                                         "(for cron and tests)")
+
+    deliver = commands.add_parser("deliver", help="send due notifications from the outbox once, then exit",
+                                  description="Send due notifications once. siqd run starts this itself.")
+    deliver.add_argument("--config", metavar="FILE", help="config file, as for 'siqd run'")
+    deliver.add_argument("--store", metavar="URL", help="store location, overriding the config's 'store'")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    if args.command is None:
+        _parser().print_help(sys.stderr)
+        sys.exit(USAGE_ERROR)
+    sys.exit(_run(args))
+
+
+def _run(args) -> int:
+    from siqd.config import ConfigError, checked_store, find_config_file, load_config
+    from siqd.log import get_logger, log_event, setup_logging
+    from siqd.store import StoreError, open_store
+
+    try:
+        config = load_config(find_config_file(args.config))
+        if args.store:
+            config.store = checked_store(args.store)
+    except ConfigError as error:
+        print(f"siqd: error: {error}", file=sys.stderr)
+        return USAGE_ERROR
+    setup_logging(config.log_level)
+    logger = get_logger("main")
+    for warning in config.warnings:
+        log_event(logger, 30, "config_warning", message=warning)
+
+    try:
+        store = open_store(config.store)
+    except StoreError as error:
+        print(f"siqd: error: {error}", file=sys.stderr)
+        return 1
+
+    try:
+        if args.command == "deliver":
+            from siqd.notify.deliver import deliver_due
+
+            report = deliver_due(store, config)
+            return 0 if not report.failed and not report.given_up else 1
+        from siqd.daemon import Daemon
+
+        daemon = Daemon(config, store)
+        if args.once:
+            samples = daemon.run_once()
+            log_event(logger, 20, "round_done", host=config.host, samples=len(samples), store=store.location)
+        else:
+            daemon.run_forever()
+        return 0
+    except StoreError as error:
+        print(f"siqd: error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        store.close()

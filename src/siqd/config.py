@@ -1,0 +1,619 @@
+"""Load, validate and locate siq's TOML configuration.
+
+Every problem becomes a ConfigError naming the file, the key and the
+expected form; unknown keys are errors, not silently ignored.
+"""
+
+import os
+import socket
+import stat
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from siqd import paths
+from siqd.durations import DURATION_FORM, DurationError, format_duration, parse_duration
+from siqd.metrics import CATALOG
+
+SEVERITIES = ("info", "warning", "critical")
+CONFIG_FILE_NAME = "siq.toml"
+
+DEFAULT_SKIP_FSTYPES = [
+    "autofs", "binfmt_misc", "bpf", "cgroup", "cgroup2", "configfs", "debugfs", "devpts",
+    "devtmpfs", "efivarfs", "fuse.gvfsd-fuse", "fuse.lxcfs", "fuse.portal", "fusectl",
+    "hugetlbfs", "iso9660", "mqueue", "nsfs", "nfsd", "overlay", "proc", "pstore", "ramfs",
+    "rpc_pipefs", "securityfs", "selinuxfs", "squashfs", "sysfs", "tracefs", "udf",
+]
+DEFAULT_SKIP_TMPFS_UNDER = ["/dev", "/run", "/sys"]
+
+
+class ConfigError(Exception):
+    """A configuration problem, formatted as one line: file: key: what is wrong."""
+
+    def __init__(self, source: str, key: str, message: str):
+        self.source = source
+        self.key = key
+        self.message = message
+        where = f"{source}: {key}: " if key else f"{source}: "
+        super().__init__(where + message)
+
+
+@dataclass
+class Rule:
+    name: str
+    metric: str
+    comparison: str  # "above" or "below"
+    threshold: float
+    clear: float  # the value the series must cross back past to clear
+    for_seconds: float = 0.0
+    severity: str = "warning"
+    hosts: list[str] = field(default_factory=lambda: ["*"])
+    labels: dict[str, str] = field(default_factory=dict)
+    auto_resolve: bool = False
+    notify: list[str] | None = None  # None means the default channels
+    description: str = ""
+
+    def breaches(self, value: float) -> bool:
+        return value > self.threshold if self.comparison == "above" else value < self.threshold
+
+    def clears(self, value: float) -> bool:
+        return value < self.clear if self.comparison == "above" else value > self.clear
+
+
+@dataclass
+class DiskSettings:
+    skip_fstypes: list[str] = field(default_factory=lambda: list(DEFAULT_SKIP_FSTYPES))
+    skip_tmpfs_under: list[str] = field(default_factory=lambda: list(DEFAULT_SKIP_TMPFS_UNDER))
+    skip_mounts: list[str] = field(default_factory=list)
+
+
+@dataclass
+class NotifySettings:
+    default: list[str] = field(default_factory=list)
+    channels: dict[str, list[str]] = field(default_factory=dict)
+    retry_initial: float = 30.0
+    retry_max: float = 900.0
+    give_up_after: float = 86400.0
+    timeout: float = 10.0
+
+
+@dataclass
+class Config:
+    path: Path | None
+    host: str
+    store: str
+    interval: float = 10.0
+    dashboard_url: str | None = None
+    log_level: str = "info"
+    retention_raw: float = 48 * 3600.0
+    disks: DiskSettings = field(default_factory=DiskSettings)
+    notify: NotifySettings = field(default_factory=NotifySettings)
+    rules: list[Rule] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def source(self) -> str:
+        return str(self.path) if self.path else "built-in defaults"
+
+
+# --- glob validation --------------------------------------------------------
+
+
+def glob_problem(pattern: str) -> str | None:
+    """Return why `pattern` is not a usable fnmatch glob, or None if it is fine."""
+    if not isinstance(pattern, str) or pattern == "":
+        return "an empty glob matches nothing"
+    index = 0
+    while index < len(pattern):
+        if pattern[index] == "[":
+            end = index + 1
+            if end < len(pattern) and pattern[end] == "!":
+                end += 1
+            if end < len(pattern) and pattern[end] == "]":
+                end += 1
+            close = pattern.find("]", end)
+            if close == -1:
+                return f"unclosed '[' at position {index + 1}"
+            index = close
+        index += 1
+    return None
+
+
+# --- reading tables ---------------------------------------------------------
+
+
+class _Table:
+    """Typed access to one TOML table that remembers which keys were read."""
+
+    def __init__(self, data: dict, source: str, prefix: str):
+        self.data = data
+        self.source = source
+        self.prefix = prefix
+        self.seen: set[str] = set()
+
+    def key(self, name: str) -> str:
+        return f"{self.prefix}{name}"
+
+    def error(self, name: str, message: str) -> ConfigError:
+        return ConfigError(self.source, self.key(name), message)
+
+    def get(self, name: str, kind: type | tuple, form: str, default=None):
+        self.seen.add(name)
+        if name not in self.data:
+            return default
+        value = self.data[name]
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            return float(value)
+        if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
+            raise self.error(name, f"expected {form}, got {_describe(value)}")
+        return value
+
+    def string(self, name: str, default: str | None = None, required: bool = False) -> str | None:
+        value = self.get(name, str, "a string", default)
+        if required and value is None:
+            raise self.error(name, "missing; expected a string")
+        return value
+
+    def number(self, name: str, default: float | None = None) -> float | None:
+        return self.get(name, float, "a number", default)
+
+    def duration(self, name: str, default: float, minimum: float = 0.0) -> float:
+        raw = self.get(name, str, DURATION_FORM, None)
+        if raw is None:
+            return default
+        try:
+            seconds = parse_duration(raw)
+        except DurationError as error:
+            raise self.error(name, str(error)) from None
+        if seconds < minimum:
+            raise self.error(name, f"must be at least {format_duration(minimum)}, got {raw!r}")
+        return seconds
+
+    def string_list(self, name: str, default: list[str] | None = None) -> list[str] | None:
+        value = self.get(name, list, "a list of strings", None)
+        if value is None:
+            return default
+        for item in value:
+            if not isinstance(item, str):
+                raise self.error(name, f"expected a list of strings, found {_describe(item)}")
+        return list(value)
+
+    def glob_list(self, name: str, default: list[str] | None = None) -> list[str] | None:
+        value = self.get(name, (list, str), "a glob or a list of globs", None)
+        if value is None:
+            return default
+        globs = [value] if isinstance(value, str) else value
+        for pattern in globs:
+            if not isinstance(pattern, str):
+                raise self.error(name, f"expected a list of globs, found {_describe(pattern)}")
+            problem = glob_problem(pattern)
+            if problem:
+                raise self.error(name, f"invalid glob {pattern!r}: {problem}")
+        return list(globs)
+
+    def table(self, name: str) -> "_Table":
+        value = self.get(name, dict, "a table", {})
+        return _Table(value, self.source, f"{self.key(name)}.")
+
+    def reject_unknown(self) -> None:
+        unknown = sorted(set(self.data) - self.seen)
+        if unknown:
+            known = ", ".join(sorted(self.seen))
+            raise ConfigError(self.source, self.key(unknown[0]), f"unknown key; known keys here: {known}")
+
+
+def _describe(value: object) -> str:
+    if isinstance(value, bool):
+        return f"a boolean ({str(value).lower()})"
+    if isinstance(value, (int, float)):
+        return f"a number ({value})"
+    if isinstance(value, str):
+        return f"a string ({value!r})"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a table"
+    return type(value).__name__
+
+
+# --- sections ---------------------------------------------------------------
+
+
+def _read_rule(table: _Table, channels: dict) -> Rule:
+    name = table.string("name", required=True)
+    if not name.strip():
+        raise table.error("name", "must not be empty")
+    metric = table.string("metric", required=True)
+    if metric not in CATALOG:
+        known = ", ".join(sorted(CATALOG))
+        raise table.error("metric", f"unknown metric {metric!r}; known metrics: {known}")
+    above = table.number("above")
+    below = table.number("below")
+    if (above is None) == (below is None):
+        raise table.error("above", "set exactly one of 'above' or 'below'")
+    comparison = "above" if above is not None else "below"
+    threshold = above if above is not None else below
+
+    clear_below = table.number("clear_below")
+    clear_above = table.number("clear_above")
+    if comparison == "above":
+        if clear_above is not None:
+            raise table.error("clear_above", "an 'above' rule clears with 'clear_below'")
+        clear = threshold if clear_below is None else clear_below
+        if clear > threshold:
+            raise table.error("clear_below", f"must be at or below the threshold {threshold:g}, got {clear:g}")
+    else:
+        if clear_below is not None:
+            raise table.error("clear_below", "a 'below' rule clears with 'clear_above'")
+        clear = threshold if clear_above is None else clear_above
+        if clear < threshold:
+            raise table.error("clear_above", f"must be at or above the threshold {threshold:g}, got {clear:g}")
+
+    severity = table.string("severity", "warning")
+    if severity not in SEVERITIES:
+        raise table.error("severity", f"expected one of {', '.join(SEVERITIES)}, got {severity!r}")
+
+    labels_table = table.table("labels")
+    labels = {}
+    for label, pattern in labels_table.data.items():
+        labels_table.seen.add(label)
+        if not isinstance(pattern, str):
+            raise labels_table.error(label, f"expected a glob string, got {_describe(pattern)}")
+        problem = glob_problem(pattern)
+        if problem:
+            raise labels_table.error(label, f"invalid glob {pattern!r}: {problem}")
+        labels[label] = pattern
+
+    notify = table.string_list("notify")
+    for channel in notify or []:
+        if channel not in channels:
+            raise table.error("notify", f"unknown channel {channel!r}; define it under [notify.channels]")
+
+    rule = Rule(
+        name=name,
+        metric=metric,
+        comparison=comparison,
+        threshold=threshold,
+        clear=clear,
+        for_seconds=table.duration("for", 0.0),
+        severity=severity,
+        hosts=table.glob_list("hosts", ["*"]),
+        labels=labels,
+        auto_resolve=table.get("auto_resolve", bool, "true or false", False),
+        notify=notify,
+        description=table.string("description", ""),
+    )
+    table.reject_unknown()
+    return rule
+
+
+def _read_notify(table: _Table) -> NotifySettings:
+    channels_table = table.table("channels")
+    channels = {}
+    for name, urls in channels_table.data.items():
+        channels_table.seen.add(name)
+        if isinstance(urls, str):
+            urls = [urls]
+        if not isinstance(urls, list) or not all(isinstance(url, str) for url in urls):
+            raise channels_table.error(name, "expected a list of Apprise URLs")
+        for url in urls:
+            if "://" not in url:
+                raise channels_table.error(name, f"invalid Apprise URL {mask_url(url)!r}: expected SCHEME://…")
+        channels[name] = urls
+    default = table.string_list("default", [])
+    for name in default:
+        if name not in channels:
+            raise table.error("default", f"unknown channel {name!r}; define it under [notify.channels]")
+    settings = NotifySettings(
+        default=default,
+        channels=channels,
+        retry_initial=table.duration("retry_initial", 30.0, minimum=0.1),
+        retry_max=table.duration("retry_max", 900.0, minimum=0.1),
+        give_up_after=table.duration("give_up_after", 86400.0, minimum=1.0),
+        timeout=table.duration("timeout", 10.0, minimum=0.5),
+    )
+    table.reject_unknown()
+    return settings
+
+
+def _read_disks(table: _Table) -> DiskSettings:
+    settings = DiskSettings(
+        skip_fstypes=table.string_list("skip_fstypes", list(DEFAULT_SKIP_FSTYPES)),
+        skip_tmpfs_under=table.string_list("skip_tmpfs_under", list(DEFAULT_SKIP_TMPFS_UNDER)),
+        skip_mounts=table.glob_list("skip_mounts", []),
+    )
+    table.reject_unknown()
+    return settings
+
+
+def _read_retention(table: _Table) -> float:
+    raw = table.duration("raw", 48 * 3600.0, minimum=3600.0)
+    table.reject_unknown()
+    return raw
+
+
+def parse_config(data: dict, source: str, path: Path | None = None) -> Config:
+    """Build a Config from parsed TOML `data`; raise ConfigError on the first problem."""
+    root = _Table(data, source, "")
+    host = root.string("host") or default_host()
+    if not host.strip():
+        raise root.error("host", "must not be empty")
+    store = root.string("store")
+    if store is not None:
+        problem = store_problem(store)
+        if problem:
+            raise root.error("store", problem)
+    dashboard_url = root.string("dashboard_url")
+    if dashboard_url is not None and not dashboard_url.startswith(("http://", "https://")):
+        raise root.error("dashboard_url", f"expected an http:// or https:// URL, got {dashboard_url!r}")
+    log_level = root.string("log_level", "info")
+    if log_level not in ("debug", "info", "warning", "error"):
+        raise root.error("log_level", f"expected debug, info, warning or error, got {log_level!r}")
+
+    notify = _read_notify(root.table("notify"))
+
+    rules = []
+    raw_rules = root.get("rule", list, "an array of tables ([[rule]])", [])
+    names = set()
+    for index, raw in enumerate(raw_rules):
+        if not isinstance(raw, dict):
+            raise ConfigError(source, f"rule[{index}]", "expected a table ([[rule]])")
+        rule = _read_rule(_Table(raw, source, f"rule[{index}]."), notify.channels)
+        if rule.name in names:
+            raise ConfigError(source, f"rule[{index}].name", f"duplicate rule name {rule.name!r}")
+        names.add(rule.name)
+        rules.append(rule)
+
+    config = Config(
+        path=path,
+        host=host.strip(),
+        store=store or "",
+        interval=root.duration("interval", 10.0, minimum=1.0),
+        dashboard_url=dashboard_url.rstrip("/") if dashboard_url else None,
+        log_level=log_level,
+        retention_raw=_read_retention(root.table("retention")),
+        disks=_read_disks(root.table("disks")),
+        notify=notify,
+        rules=rules if "rule" in data else default_rules(),
+    )
+    root.reject_unknown()
+    if not config.store:
+        config.store = "sqlite:///" + str(paths.default_data_dir() / "siq.db")
+    if path is not None:
+        config.store = _anchor_store(config.store, path.parent)
+    return config
+
+
+def load_config(path: Path | None) -> Config:
+    """Read and validate the TOML file at `path`; None gives the built-in defaults."""
+    if path is None:
+        return parse_config({}, "built-in defaults")
+    source = str(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(source, "", "file not found; create one with 'siqctl init'") from None
+    except OSError as error:
+        raise ConfigError(source, "", f"cannot read: {error.strerror}") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(source, "", "not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(source, "", f"invalid TOML: {error}") from None
+    config = parse_config(data, source, path)
+    if any(config.notify.channels.values()):
+        mode = path.stat().st_mode
+        if mode & stat.S_IROTH:
+            config.warnings.append(
+                f"{source} holds notification URLs with secrets and is readable by every user; "
+                f"run: chmod o-r {source}"
+            )
+    return config
+
+
+def find_config_file(explicit: str | None = None) -> Path | None:
+    """Return the config file to use: --config, then $SIQ_CONFIG, then the user and site locations.
+
+    An explicit path (option or variable) is returned even if it does not
+    exist, so that the error names it; otherwise None means "use defaults".
+    """
+    if explicit:
+        return Path(explicit).expanduser()
+    from_env = os.environ.get("SIQ_CONFIG")
+    if from_env:
+        return Path(from_env).expanduser()
+    for candidate in paths.config_search_path():
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def default_host() -> str:
+    return socket.gethostname()
+
+
+# --- store locations --------------------------------------------------------
+
+
+def store_problem(store: str) -> str | None:
+    """Return why `store` is not a usable store location, or None."""
+    if store.startswith(("postgresql://", "postgres://")):
+        return None
+    if store.startswith("sqlite://"):
+        if not store[len("sqlite://"):].strip("/"):
+            return "expected sqlite:///PATH/TO/FILE.db, got no path"
+        return None
+    if "://" in store:
+        return f"unsupported store {store.split('://')[0]!r}; expected sqlite:///PATH or postgresql://USER@HOST/DB"
+    if not store.strip():
+        return "must not be empty"
+    return None
+
+
+def checked_store(store: str, source: str = "--store") -> str:
+    """Validate a store location given on the command line; relative paths are taken from the working folder."""
+    problem = store_problem(store)
+    if problem:
+        raise ConfigError(source, "", problem)
+    return _anchor_store(store, Path.cwd())
+
+
+def sqlite_path(store: str) -> Path | None:
+    """Return the database file of an SQLite store location, or None for another kind."""
+    if store.startswith("sqlite://"):
+        rest = store[len("sqlite://"):]
+        if rest.startswith("//"):  # sqlite:////abs/path, SQLAlchemy style
+            rest = rest[1:]
+        elif rest.startswith("/./") or rest.startswith("/../"):  # sqlite:///./rel.db
+            rest = rest[1:]
+        return Path(rest).expanduser()
+    if "://" in store:
+        return None
+    return Path(store).expanduser()
+
+
+def _anchor_store(store: str, base: Path) -> str:
+    """Resolve a relative SQLite path against the config file's folder."""
+    path = sqlite_path(store)
+    if path is None or path.is_absolute():
+        return store
+    return "sqlite:///" + str((base / path).resolve())
+
+
+# --- masking ----------------------------------------------------------------
+
+
+def mask_url(url: str) -> str:
+    """Hide the secrets of an Apprise URL: password, path tokens and query values.
+
+    The scheme and host stay visible so a person can tell targets apart:
+    "json://user:****@127.0.0.1:8080/****".
+    """
+    if "://" not in url:
+        return "****"
+    scheme, rest = url.split("://", 1)
+    rest, _, query = rest.partition("?")
+    authority, slash, path = rest.partition("/")
+    userinfo, at, hostport = authority.rpartition("@")
+    if at:
+        user = userinfo.split(":", 1)[0]
+        authority = f"{user}:****@{hostport}" if ":" in userinfo else f"{user}@{hostport}"
+    if not _looks_like_host(hostport if at else authority):
+        authority = (authority.split("@")[0] + "@****") if at else "****"
+    masked = f"{scheme}://{authority}"
+    if slash and path:
+        masked += "/****"
+    if query:
+        keys = [part.split("=", 1)[0] for part in query.split("&") if part]
+        masked += "?" + "&".join(f"{key}=****" for key in keys)
+    return masked
+
+
+def _looks_like_host(authority: str) -> bool:
+    host = authority.rsplit(":", 1)[0] if authority.count(":") == 1 else authority
+    if host in ("localhost",) or host.startswith("["):
+        return True
+    if "." in host and all(part.isalnum() or "-" in part for part in host.split(".") if part):
+        return True
+    return False
+
+
+def masked_channels(settings: NotifySettings) -> dict[str, list[str]]:
+    return {name: [mask_url(url) for url in urls] for name, urls in settings.channels.items()}
+
+
+# --- defaults and the starter file -------------------------------------------
+
+
+def default_rule_tables() -> list[dict]:
+    """Return the starter rules as TOML tables; `siqctl init` writes these."""
+    return [
+        {"name": "disk-full", "metric": "disk.used_percent", "above": 90, "clear_below": 85,
+         "for": "5m", "severity": "critical"},
+        {"name": "inodes-full", "metric": "disk.inodes_used_percent", "above": 90, "clear_below": 85,
+         "for": "5m", "severity": "critical"},
+        {"name": "memory-high", "metric": "memory.used_percent", "above": 95, "clear_below": 90,
+         "for": "10m", "severity": "warning"},
+        {"name": "swap-high", "metric": "swap.used_percent", "above": 80, "clear_below": 60,
+         "for": "15m", "severity": "warning"},
+        {"name": "cpu-busy", "metric": "cpu.percent", "above": 95, "clear_below": 80,
+         "for": "15m", "severity": "warning"},
+        {"name": "load-high", "metric": "load.per_core_15m", "above": 2.0, "clear_below": 1.5,
+         "for": "15m", "severity": "warning"},
+    ]
+
+
+def default_rules() -> list[Rule]:
+    return [
+        _read_rule(_Table(raw, "built-in defaults", f"rule[{index}]."), {})
+        for index, raw in enumerate(default_rule_tables())
+    ]
+
+
+def starter_config_text(host: str, store: str) -> str:
+    """Return the starter config that `siqctl init` writes, as TOML text."""
+    import tomli_w
+
+    body = {
+        "host": host,
+        "store": store,
+        "interval": "10s",
+        "notify": {"default": [], "channels": {}},
+        "rule": default_rule_tables(),
+    }
+    header = (
+        "# siq configuration. Check it with: siqctl config check\n"
+        "#\n"
+        "# To get notified, add Apprise URLs to a channel and name it as a default:\n"
+        "#   [notify]\n"
+        '#   default = ["team"]\n'
+        "#   [notify.channels]\n"
+        '#   team = ["mailto://user:password@mail.example.com?to=ops@example.com"]\n'
+        "# This file then holds secrets: keep it readable by siq's users only.\n"
+        "#\n"
+        "# dashboard_url = \"http://monitor.internal:8765\"   # used for links in notifications\n\n"
+    )
+    return header + tomli_w.dumps(body)
+
+
+def effective_settings(config: Config) -> dict:
+    """Return the effective settings as plain data, every notification URL masked."""
+    rules = []
+    for rule in config.rules:
+        entry = {
+            "name": rule.name,
+            "metric": rule.metric,
+            rule.comparison: rule.threshold,
+            ("clear_below" if rule.comparison == "above" else "clear_above"): rule.clear,
+            "for": format_duration(rule.for_seconds),
+            "severity": rule.severity,
+            "hosts": rule.hosts,
+            "auto_resolve": rule.auto_resolve,
+            "notify": rule.notify if rule.notify is not None else config.notify.default,
+        }
+        if rule.labels:
+            entry["labels"] = rule.labels
+        rules.append(entry)
+    return {
+        "host": config.host,
+        "store": mask_url(config.store) if config.store.startswith("postgres") else config.store,
+        "interval": format_duration(config.interval),
+        "dashboard_url": config.dashboard_url or "",
+        "log_level": config.log_level,
+        "retention": {"raw": format_duration(config.retention_raw)},
+        "disks": {
+            "skip_fstypes": config.disks.skip_fstypes,
+            "skip_tmpfs_under": config.disks.skip_tmpfs_under,
+            "skip_mounts": config.disks.skip_mounts,
+        },
+        "notify": {
+            "default": config.notify.default,
+            "retry_initial": format_duration(config.notify.retry_initial),
+            "retry_max": format_duration(config.notify.retry_max),
+            "give_up_after": format_duration(config.notify.give_up_after),
+            "timeout": format_duration(config.notify.timeout),
+            "channels": masked_channels(config.notify),
+        },
+        "rule": rules,
+    }

@@ -1,0 +1,221 @@
+"""Incidents: opening them from rule transitions, and the actions people take on them.
+
+Every change is one store transaction that records the incident, its
+timeline event and the notifications it causes together (the outbox
+pattern): a notification exists if and only if its event does.
+"""
+
+from dataclasses import dataclass
+
+from siqd.config import Config, Rule
+from siqd.metrics import format_value
+from siqd.notify import messages
+from siqd.notify.outbox import enqueue_followup, enqueue_opening
+from siqd.store.base import IGNORED, OPEN, RESOLVED, Incident, Store, StoreError, series_key
+from siqd.timefmt import local_time
+
+DAEMON_ACTOR = "siqd"
+MANUAL_RULE = "manual"
+
+
+class IncidentError(StoreError):
+    """An action that cannot apply to the incident as it is (already resolved, empty note, …)."""
+
+
+@dataclass
+class Outcome:
+    incident: Incident
+    created: bool = False
+    queued: int = 0  # notifications queued by this change
+
+
+class Incidents:
+    """Incident changes over a store, with the config that says where notifications go."""
+
+    def __init__(self, store: Store, config: Config):
+        self.store = store
+        self.config = config
+
+    # -- from rules ---------------------------------------------------------------------
+
+    def fire(self, rule: Rule, host: str, labels: dict[str, str], unit: str, value: float,
+             started_at: float, now: float) -> Outcome:
+        """Open an incident for a breach that held for the rule's `for`.
+
+        If the series already has an open incident (the condition cleared and
+        came back before anyone resolved it), the breach goes on that
+        incident's timeline instead; a second incident is never opened.
+        """
+        key = series_key(labels)
+        with self.store.transaction():
+            existing = self.store.find_open_incident(host, rule.name, key)
+            if existing is not None:
+                text = (f"condition returned: {format_value(value, unit)} {rule.comparison} "
+                        f"{format_value(rule.threshold, unit)}")
+                event_id = self.store.add_event(existing.id, now, "breach", DAEMON_ACTOR, text, value)
+                was_cleared = existing.cleared_at is not None
+                self.store.update_incident(existing.id, cleared_at=None, updated_at=now)
+                incident = self.store.get_incident(existing.id)
+                queued = self._followup(incident, "breach", event_id, text, now) if was_cleared else 0
+                return Outcome(incident, created=False, queued=queued)
+
+            previous = self.store.last_closed_incident(host, rule.name)
+            incident_id = self.store.create_incident(
+                host=host, rule=rule.name, series=key, metric=rule.metric, labels=labels,
+                title=messages.describe_incident(host, rule.name, labels, rule.metric, value, rule.comparison,
+                                                 rule.threshold, unit),
+                severity=rule.severity, status=OPEN, source="rule", value=value, threshold=rule.threshold,
+                comparison=rule.comparison, unit=unit, for_seconds=rule.for_seconds, started_at=started_at,
+                opened_at=now, previous_id=previous.id if previous else None,
+            )
+            incident = self.store.get_incident(incident_id)
+            text = f"opened: {messages.condition_text(incident)}, breaching since {local_time(started_at)}"
+            event_id = self.store.add_event(incident_id, now, "opened", DAEMON_ACTOR, text, value)
+            channels = rule.notify if rule.notify is not None else self.config.notify.default
+            queued = self._opening(incident, event_id, channels, "opened", "", previous, now)
+            return Outcome(incident, created=True, queued=queued)
+
+    def clear(self, rule: Rule, host: str, labels: dict[str, str], unit: str, value: float,
+              now: float) -> Outcome | None:
+        """Record that a firing series crossed back past its clear threshold.
+
+        The incident stays open for a person to resolve unless the rule sets
+        auto_resolve. If a person already closed it, the clearing is still
+        recorded on its timeline, without a notification.
+        """
+        key = series_key(labels)
+        with self.store.transaction():
+            incident = self.store.find_open_incident(host, rule.name, key)
+            if incident is None:
+                incident = self._latest_uncleared(host, rule.name, key)
+                if incident is None:
+                    return None
+            text = (f"condition cleared: {format_value(value, unit)} "
+                    f"{'below' if rule.comparison == 'above' else 'above'} {format_value(rule.clear, unit)}")
+            event_id = self.store.add_event(incident.id, now, "cleared", DAEMON_ACTOR, text, value)
+            self.store.update_incident(incident.id, cleared_at=now, updated_at=now)
+            incident = self.store.get_incident(incident.id)
+            if incident.status != OPEN:
+                return Outcome(incident)
+            queued = 0
+            if not rule.auto_resolve:
+                queued += self._followup(incident, "cleared", event_id, text + "; resolve it with a note of the fix: "
+                                         f"siqctl resolve {incident.id} -m '…'", now)
+            else:
+                queued += self._close(incident, RESOLVED, "condition cleared (auto_resolve)", DAEMON_ACTOR, now)
+            return Outcome(self.store.get_incident(incident.id), queued=queued)
+
+    def _latest_uncleared(self, host: str, rule: str, key: str) -> Incident | None:
+        candidates = self.store.rows(
+            "SELECT id FROM incidents WHERE host = ? AND rule = ? AND series = ? AND cleared_at IS NULL "
+            "ORDER BY id DESC LIMIT 1",
+            (host, rule, key),
+        )
+        return self.store.get_incident(candidates[0]["id"]) if candidates else None
+
+    # -- from people and scripts ------------------------------------------------------------
+
+    def open_manual(self, host: str, title: str, severity: str, actor: str, text: str, now: float) -> Outcome:
+        """Open an incident by hand (from a script or CI); a repeat of an open one joins its timeline."""
+        title = title.strip()
+        if not title:
+            raise IncidentError("the title must not be empty; say what is wrong: --title 'nightly backup failed'")
+        labels = {"title": title}
+        key = series_key(labels)
+        with self.store.transaction():
+            existing = self.store.find_open_incident(host, MANUAL_RULE, key)
+            if existing is not None:
+                event_id = self.store.add_event(existing.id, now, "breach", actor, text or "reported again")
+                self.store.update_incident(existing.id, updated_at=now)
+                return Outcome(self.store.get_incident(existing.id), created=False)
+            previous = self.store.last_closed_incident(host, MANUAL_RULE)
+            if previous is not None and previous.series != key:
+                previous = None
+            incident_id = self.store.create_incident(
+                host=host, rule=MANUAL_RULE, series=key, metric=None, labels=labels, title=title,
+                severity=severity, status=OPEN, source="manual", unit="", started_at=now, opened_at=now,
+                previous_id=previous.id if previous else None,
+            )
+            event_id = self.store.add_event(incident_id, now, "opened", actor, text or "opened by hand")
+            incident = self.store.get_incident(incident_id)
+            queued = self._opening(incident, event_id, self.config.notify.default, "opened", text, previous, now)
+            return Outcome(incident, created=True, queued=queued)
+
+    def resolve(self, incident_id: int, note: str, actor: str, now: float) -> Outcome:
+        if not note.strip():
+            raise IncidentError(
+                f"a resolution note is required; say what fixed it: siqctl resolve {incident_id} -m 'rotated logs'"
+            )
+        with self.store.transaction():
+            incident = self._open_incident(incident_id, "resolve")
+            queued = self._close(incident, RESOLVED, note.strip(), actor, now)
+            return Outcome(self.store.get_incident(incident_id), queued=queued)
+
+    def ignore(self, incident_id: int, reason: str, actor: str, now: float) -> Outcome:
+        if not reason.strip():
+            raise IncidentError(
+                f"a reason is required; say why it needs no fix: siqctl ignore {incident_id} -m 'planned restart'"
+            )
+        with self.store.transaction():
+            incident = self._open_incident(incident_id, "ignore")
+            queued = self._close(incident, IGNORED, reason.strip(), actor, now)
+            return Outcome(self.store.get_incident(incident_id), queued=queued)
+
+    def reopen(self, incident_id: int, actor: str, text: str, now: float) -> Outcome:
+        with self.store.transaction():
+            incident = self.store.get_incident(incident_id)
+            if incident.status == OPEN:
+                raise IncidentError(f"incident {incident_id} is already open")
+            other = self.store.find_open_incident(incident.host, incident.rule, incident.series)
+            if other is not None:
+                raise IncidentError(
+                    f"incident {incident_id} cannot be reopened: incident {other.id} is open for the same "
+                    f"host, rule and series; comment there instead: siqctl comment {other.id} '…'"
+                )
+            self.store.update_incident(incident_id, status=OPEN, closed_at=None, closed_by=None, resolution=None,
+                                       updated_at=now)
+            event_text = f"reopened (was {incident.status}: {incident.resolution})" + (f": {text}" if text else "")
+            event_id = self.store.add_event(incident_id, now, "reopened", actor, event_text)
+            incident = self.store.get_incident(incident_id)
+            queued = self._followup(incident, "reopened", event_id, f"Reopened by {actor}" + (f": {text}" if text else ""), now)
+            return Outcome(incident, queued=queued)
+
+    def comment(self, incident_id: int, text: str, actor: str, now: float) -> Outcome:
+        if not text.strip():
+            raise IncidentError(f"the comment is empty; write it as: siqctl comment {incident_id} 'checked the logs'")
+        with self.store.transaction():
+            self.store.get_incident(incident_id)
+            self.store.add_event(incident_id, now, "comment", actor, text.strip())
+            self.store.update_incident(incident_id, updated_at=now)
+            return Outcome(self.store.get_incident(incident_id))
+
+    # -- shared steps ---------------------------------------------------------------------
+
+    def _open_incident(self, incident_id: int, action: str) -> Incident:
+        incident = self.store.get_incident(incident_id)
+        if incident.status != OPEN:
+            raise IncidentError(
+                f"incident {incident_id} is already {incident.status} by {incident.closed_by} at "
+                f"{local_time(incident.closed_at)}; to {action} it again, first run: siqctl reopen {incident_id}"
+            )
+        return incident
+
+    def _close(self, incident: Incident, status: str, note: str, actor: str, now: float) -> int:
+        self.store.update_incident(incident.id, status=status, closed_at=now, closed_by=actor, resolution=note,
+                                   updated_at=now)
+        kind = "resolved" if status == RESOLVED else "ignored"
+        event_id = self.store.add_event(incident.id, now, kind, actor, note)
+        closed = self.store.get_incident(incident.id)
+        label = "Resolution" if status == RESOLVED else "Reason"
+        return self._followup(closed, kind, event_id, f"{label} ({actor}): {note}", now)
+
+    def _opening(self, incident: Incident, event_id: int, channels: list[str], kind: str, detail: str,
+                 previous: Incident | None, now: float) -> int:
+        body = messages.incident_body(incident, kind, detail, self.config.dashboard_url, previous)
+        return enqueue_opening(self.store, self.config, incident, event_id, channels, kind,
+                               messages.notify_type(kind, incident), messages.incident_title(incident, kind), body, now)
+
+    def _followup(self, incident: Incident, kind: str, event_id: int, detail: str, now: float) -> int:
+        body = messages.incident_body(incident, kind, detail, self.config.dashboard_url, None)
+        return enqueue_followup(self.store, incident, event_id, kind, messages.notify_type(kind, incident),
+                                messages.incident_title(incident, kind), body, now)

@@ -1,0 +1,58 @@
+"""The catalog of metrics siqd samples: names, units and the labels that split them into series."""
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class MetricInfo:
+    name: str
+    unit: str
+    description: str
+    labels: tuple[str, ...] = ()
+
+
+CATALOG = {
+    info.name: info
+    for info in (
+        MetricInfo("cpu.percent", "%", "CPU busy time over the last interval, all cores"),
+        MetricInfo("load.per_core_1m", "", "1-minute load average divided by the number of cores"),
+        MetricInfo("load.per_core_5m", "", "5-minute load average divided by the number of cores"),
+        MetricInfo("load.per_core_15m", "", "15-minute load average divided by the number of cores"),
+        MetricInfo("memory.used_percent", "%", "memory in use, computed from 'available' (not 'free')"),
+        MetricInfo("swap.used_percent", "%", "swap in use; absent when the host has no swap"),
+        MetricInfo("disk.used_percent", "%", "used space as df shows it: used / (used + available)", ("mount",)),
+        MetricInfo("disk.inodes_used_percent", "%", "inodes in use, as df -i shows it", ("mount",)),
+        MetricInfo("disk.read_bytes_per_s", "B/s", "bytes read per second from a block device", ("device",)),
+        MetricInfo("disk.write_bytes_per_s", "B/s", "bytes written per second to a block device", ("device",)),
+        MetricInfo("net.in_bytes_per_s", "B/s", "bytes received per second on a network interface", ("nic",)),
+        MetricInfo("net.out_bytes_per_s", "B/s", "bytes sent per second on a network interface", ("nic",)),
+        MetricInfo("procs.count", "", "number of processes"),
+        MetricInfo("uptime.seconds", "s", "seconds since the host booted"),
+    )
+}
+
+
+def unit_of(metric: str) -> str:
+    info = CATALOG.get(metric)
+    return info.unit if info else ""
+
+
+def format_value(value: float | None, unit: str) -> str:
+    """Format a metric value with its unit for people: "90.4%", "12.3 MB/s", "1.52"."""
+    if value is None:
+        return "-"
+    if unit == "%":
+        return f"{value:.1f}%"
+    if unit == "B/s":
+        size = float(value)
+        for prefix in ("B", "kB", "MB", "GB", "TB"):
+            if abs(size) < 1000 or prefix == "TB":
+                return f"{size:.1f} {prefix}/s" if prefix != "B" else f"{size:.0f} B/s"
+            size /= 1000
+    if unit == "s":
+        from siqd.durations import format_duration
+
+        return format_duration(value)
+    if float(value).is_integer():
+        return f"{int(value)}{unit}"
+    return f"{value:.2f}{unit}"

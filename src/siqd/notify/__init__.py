@@ -1,0 +1,1 @@
+"""Notifications: the outbox (what to send, to whom) and delivery through Apprise."""

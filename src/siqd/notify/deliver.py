@@ -1,0 +1,144 @@
+"""Deliver due notifications from the outbox through Apprise.
+
+A row is claimed atomically before sending, so two workers (the daemon's
+and a siqctl process) never send the same row at once. After a crash
+between sending and recording, the row is sent again; every message ends
+with its notification id so a receiver can drop the duplicate.
+"""
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+from siqd.config import Config
+from siqd.log import get_logger, log_event
+from siqd.notify.outbox import retry_delay, target_fingerprint
+from siqd.store.base import Notification, Store
+
+logger = get_logger("notify")
+
+INFO, WARNING, ERROR, DEBUG = logging.INFO, logging.WARNING, logging.ERROR, logging.DEBUG
+
+
+@dataclass
+class DeliveryReport:
+    sent: list[int] = field(default_factory=list)
+    failed: list[int] = field(default_factory=list)
+    given_up: list[int] = field(default_factory=list)
+
+
+class _CaptureApprise(logging.Handler):
+    """Collect what Apprise logs during one send: it reports failures only there."""
+
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def scrub(text: str, url: str) -> str:
+    """Remove a URL and its secret parts (password, path segments, query values) from `text`."""
+    from urllib.parse import unquote, urlsplit
+
+    secrets = {url}
+    try:
+        parts = urlsplit(url)
+        if parts.password:
+            secrets.update({parts.password, unquote(parts.password)})
+        secrets.update(segment for segment in parts.path.split("/") if len(segment) >= 4)
+        secrets.update(value for _, _, value in (p.partition("=") for p in parts.query.split("&")) if len(value) >= 4)
+        if parts.hostname and "." not in parts.hostname and parts.hostname != "localhost":
+            secrets.add(parts.hostname)  # tokens in the host part, e.g. slack://TOKEN/…
+    except ValueError:
+        pass
+    for secret in sorted(secrets, key=len, reverse=True):
+        if secret:
+            text = text.replace(secret, "****")
+    return text
+
+
+def send(url: str, notification: Notification, timeout: float) -> str | None:
+    """Send one notification to one Apprise URL; return None on success or the error text."""
+    import apprise
+
+    capture = _CaptureApprise()
+    apprise_logger = logging.getLogger("apprise")
+    apprise_logger.addHandler(capture)
+    if apprise_logger.level == logging.NOTSET or apprise_logger.level > logging.WARNING:
+        apprise_logger.setLevel(logging.WARNING)
+    try:
+        sender = apprise.Apprise()
+        if not sender.add(url):
+            return "invalid Apprise URL; check it with 'siqctl config check'"
+        body = f"{notification.body}\n\n(siq notification {notification.id})"
+        result = sender.notify(body=body, title=notification.title, notify_type=notification.notify_type,
+                               timeout=timeout)
+    except Exception as error:  # Apprise plugins raise assorted errors; each is a failed delivery
+        return scrub(f"{type(error).__name__}: {error}", url)
+    finally:
+        apprise_logger.removeHandler(capture)
+    if result:
+        return None
+    detail = "; ".join(dict.fromkeys(capture.messages)) or f"delivery failed ({getattr(result, 'status', result)})"
+    return scrub(detail, url)
+
+
+def deliver_due(store: Store, config: Config, clock=time.time, deadline: float | None = None,
+                lease: float = 120.0) -> DeliveryReport:
+    """Send every due notification once; failures are rescheduled with backoff.
+
+    Stops early when `deadline` (a clock value) passes; what is left stays
+    in the outbox for the next run.
+    """
+    report = DeliveryReport()
+    urls = {
+        target_fingerprint(url): url for urls_of_channel in config.notify.channels.values() for url in urls_of_channel
+    }
+    settings = config.notify
+    seen: set[int] = set()
+    while deadline is None or clock() < deadline:
+        batch = [n for n in store.due_notifications(clock()) if n.id not in seen]
+        if not batch:
+            break
+        for notification in batch:
+            seen.add(notification.id)
+            if deadline is not None and clock() >= deadline:
+                break
+            with store.transaction():
+                if not store.claim_notification(notification.id, clock(), lease):
+                    continue
+            _deliver_one(store, notification, urls.get(notification.target), settings, clock, report)
+    return report
+
+
+def _deliver_one(store: Store, notification: Notification, url: str | None, settings, clock,
+                 report: DeliveryReport) -> None:
+    started = clock()
+    if url is None:
+        error = "target no longer in the config (its URL was changed or removed)"
+    else:
+        error = send(url, notification, settings.timeout)
+    now = clock()
+    attempts = notification.attempts + 1
+    fields = dict(notification=notification.id, incident=notification.incident_id, channel=notification.channel,
+                  target=notification.target_masked, kind=notification.kind, attempt=attempts)
+    if error is None:
+        with store.transaction():
+            store.record_attempt(notification.id, now, True, None, now - started, None, False)
+        report.sent.append(notification.id)
+        log_event(logger, INFO if attempts > 1 else DEBUG, "delivery_sent", **fields)
+        return
+    give_up = url is None or error.startswith("invalid Apprise URL") or \
+        now - notification.created_at >= settings.give_up_after
+    next_at = None if give_up else now + retry_delay(attempts, settings.retry_initial, settings.retry_max)
+    with store.transaction():
+        store.record_attempt(notification.id, now, False, error, now - started, next_at, give_up)
+    if give_up:
+        report.given_up.append(notification.id)
+        log_event(logger, ERROR, "delivery_given_up", **fields, error=error)
+    else:
+        report.failed.append(notification.id)
+        log_event(logger, WARNING, "delivery_failed", **fields, error=error,
+                  retry_in=f"{next_at - now:.0f}s")

@@ -1,0 +1,29 @@
+"""Open the store a config names: SQLite by default."""
+
+from siqd.store.base import (  # noqa: F401  (re-exported)
+    IGNORED, OPEN, RESOLVED, STATUSES, Incident, IncidentNotFound, SchemaTooNew, Store, StoreBusy,
+    StoreError, series_key,
+)
+
+
+def open_store(location: str, migrate: bool = True) -> Store:
+    """Open the store at `location` (sqlite:///PATH, a plain path or postgresql://…)."""
+    from siqd.config import sqlite_path
+
+    if location.startswith(("postgresql://", "postgres://")):
+        # NOTE: the PostgreSQL backend is not built yet; the schema and every
+        # query above the store are written to be portable to it.
+        raise StoreError("the PostgreSQL store is not available in this version of siq; use sqlite:///PATH")
+    path = sqlite_path(location)
+    if path is None:
+        raise StoreError(f"unsupported store location {location!r}; expected sqlite:///PATH")
+    from siqd.store.sqlite import SQLiteStore
+
+    store = SQLiteStore(path)
+    if migrate:
+        try:
+            store.migrate()
+        except BaseException:
+            store.close()
+            raise
+    return store

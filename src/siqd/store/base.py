@@ -1,0 +1,457 @@
+"""The store interface: every read and write siqd and siqctl make, in portable SQL.
+
+A backend supplies a DB-API connection and a few dialect details
+(placeholders, auto-increment ids, how to begin a write transaction and
+how to recognise "busy" and "disk full" errors). Everything above the store
+talks to `Store` only.
+"""
+
+import json
+from contextlib import contextmanager
+from dataclasses import dataclass, fields
+
+from siqd.store.schema import MIGRATIONS, SCHEMA_VERSION
+
+OPEN = "open"
+RESOLVED = "resolved"
+IGNORED = "ignored"
+STATUSES = (OPEN, RESOLVED, IGNORED)
+
+
+class StoreError(Exception):
+    """A store failure with a one-line message saying what to do."""
+
+
+class StoreBusy(StoreError):
+    """The store stayed locked by another writer past the busy timeout."""
+
+
+class SchemaTooNew(StoreError):
+    """The store was migrated by a newer siq; this one must not write to it."""
+
+
+class IncidentNotFound(StoreError):
+    pass
+
+
+def series_key(labels: dict[str, str]) -> str:
+    """Return the canonical text of a label set: "mount=/var" or "" for no labels."""
+    return ",".join(f"{key}={labels[key]}" for key in sorted(labels))
+
+
+@dataclass
+class Incident:
+    id: int
+    host: str
+    rule: str
+    series: str
+    metric: str | None
+    labels: dict
+    title: str
+    severity: str
+    status: str
+    source: str
+    value: float | None
+    threshold: float | None
+    comparison: str | None
+    unit: str
+    for_seconds: float | None
+    started_at: float
+    opened_at: float
+    cleared_at: float | None
+    closed_at: float | None
+    closed_by: str | None
+    resolution: str | None
+    previous_id: int | None
+    updated_at: float
+
+    @classmethod
+    def from_row(cls, row: dict) -> "Incident":
+        data = {f.name: row[f.name] for f in fields(cls)}
+        data["labels"] = json.loads(row["labels"] or "{}")
+        return cls(**data)
+
+
+@dataclass
+class Event:
+    id: int
+    incident_id: int
+    ts: float
+    kind: str
+    actor: str
+    text: str
+    value: float | None
+
+
+@dataclass
+class Notification:
+    id: int
+    incident_id: int
+    event_id: int | None
+    channel: str
+    target: str
+    target_masked: str
+    kind: str
+    notify_type: str
+    title: str
+    body: str
+    status: str
+    attempts: int
+    created_at: float
+    next_attempt_at: float
+    claimed_until: float | None
+    sent_at: float | None
+    last_error: str | None
+
+
+INCIDENT_COLUMNS = ", ".join(f.name for f in fields(Incident))
+NOTIFICATION_COLUMNS = ", ".join(f.name for f in fields(Notification))
+
+
+class Store:
+    """Portable SQL over one DB-API connection; subclasses set the dialect."""
+
+    kind = "sql"
+    placeholder = "?"
+    autoid = "INTEGER PRIMARY KEY AUTOINCREMENT"
+    without_rowid = ""
+
+    def __init__(self, connection, location: str):
+        self.connection = connection
+        self.location = location
+        self._depth = 0
+        self._series_ids: dict[tuple[str, str, str], int] = {}
+
+    # -- plumbing -------------------------------------------------------------
+
+    def _sql(self, statement: str) -> str:
+        if self.placeholder != "?":
+            statement = statement.replace("?", self.placeholder)
+        return statement
+
+    def execute(self, statement: str, params: tuple | list = ()):
+        with self.translate_errors():
+            cursor = self.connection.cursor()
+            cursor.execute(self._sql(statement), params)
+            return cursor
+
+    def rows(self, statement: str, params: tuple | list = ()) -> list[dict]:
+        cursor = self.execute(statement, params)
+        names = [column[0] for column in cursor.description]
+        return [dict(zip(names, row)) for row in cursor.fetchall()]
+
+    def row(self, statement: str, params: tuple | list = ()) -> dict | None:
+        found = self.rows(statement, params)
+        return found[0] if found else None
+
+    def scalar(self, statement: str, params: tuple | list = ()):
+        cursor = self.execute(statement, params)
+        row = cursor.fetchone()
+        return row[0] if row else None
+
+    def insert(self, statement: str, params: tuple | list = ()) -> int:
+        """Run an INSERT … RETURNING id and return the new id."""
+        return self.execute(statement + " RETURNING id", params).fetchone()[0]
+
+    @contextmanager
+    def translate_errors(self):
+        """Turn backend errors into StoreError subclasses with a one-line message."""
+        yield
+
+    def begin_write(self) -> None:
+        raise NotImplementedError
+
+    @contextmanager
+    def transaction(self):
+        """Run the block as one write transaction; nested blocks join the outer one."""
+        if self._depth:
+            self._depth += 1
+            try:
+                yield self
+            finally:
+                self._depth -= 1
+            return
+        self.begin_write()
+        self._depth = 1
+        try:
+            yield self
+        except BaseException:
+            self._depth = 0
+            self.connection.rollback()
+            raise
+        self._depth = 0
+        with self.translate_errors():
+            self.connection.commit()
+
+    def close(self) -> None:
+        self.connection.close()
+
+    # -- schema -----------------------------------------------------------------
+
+    def schema_version(self) -> int:
+        if not self.table_exists("meta"):
+            return 0
+        value = self.scalar("SELECT value FROM meta WHERE key = 'schema_version'")
+        return int(value) if value is not None else 0
+
+    def table_exists(self, name: str) -> bool:
+        raise NotImplementedError
+
+    def migrate(self) -> None:
+        """Bring the schema up to date; refuse a store written by a newer siq."""
+        with self.transaction():
+            if not self.table_exists("meta"):
+                self.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            current = self.schema_version()
+            if current > SCHEMA_VERSION:
+                raise SchemaTooNew(
+                    f"store {self.location} has schema version {current}, newer than this siq "
+                    f"understands ({SCHEMA_VERSION}); upgrade siq on this machine"
+                )
+            for version in range(current + 1, SCHEMA_VERSION + 1):
+                for statement in MIGRATIONS[version - 1]:
+                    self.execute(statement.format(autoid=self.autoid, without_rowid=self.without_rowid))
+                self.execute(
+                    "INSERT INTO meta (key, value) VALUES ('schema_version', ?) "
+                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    (str(version),),
+                )
+
+    # -- hosts and samples --------------------------------------------------------
+
+    def mark_host_seen(self, host: str, now: float, interval: float, version: str) -> None:
+        self.execute(
+            "INSERT INTO hosts (name, first_seen, last_seen, interval, version) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (name) DO UPDATE SET last_seen = excluded.last_seen, "
+            "interval = excluded.interval, version = excluded.version",
+            (host, now, now, interval, version),
+        )
+
+    def series_id(self, host: str, metric: str, labels: dict[str, str], unit: str) -> int:
+        key = (host, metric, series_key(labels))
+        cached = self._series_ids.get(key)
+        if cached is not None:
+            return cached
+        found = self.scalar("SELECT id FROM series WHERE host = ? AND metric = ? AND labels = ?", key)
+        if found is None:
+            found = self.insert(
+                "INSERT INTO series (host, metric, labels, unit) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (host, metric, labels) DO UPDATE SET unit = excluded.unit",
+                (*key, unit),
+            )
+        self._series_ids[key] = found
+        return found
+
+    def write_samples(self, host: str, ts: float, samples) -> None:
+        """Store one round of samples (objects with metric, labels, value, unit)."""
+        rows = [(self.series_id(host, s.metric, s.labels, s.unit), ts, s.value) for s in samples]
+        with self.translate_errors():
+            cursor = self.connection.cursor()
+            cursor.executemany(
+                self._sql("INSERT INTO samples (series_id, ts, value) VALUES (?, ?, ?) ON CONFLICT DO NOTHING"),
+                rows,
+            )
+
+    def latest_value(self, host: str, metric: str, series: str) -> tuple[float, float] | None:
+        """Return (ts, value) of the newest sample of a series, or None."""
+        row = self.row(
+            "SELECT s.ts, s.value FROM samples s JOIN series r ON r.id = s.series_id "
+            "WHERE r.host = ? AND r.metric = ? AND r.labels = ? ORDER BY s.ts DESC LIMIT 1",
+            (host, metric, series),
+        )
+        return (row["ts"], row["value"]) if row else None
+
+    def delete_samples_before(self, cutoff: float, limit: int) -> int:
+        """Delete at most `limit` samples older than `cutoff`; return how many went."""
+        cursor = self.execute(
+            "DELETE FROM samples WHERE (series_id, ts) IN "
+            "(SELECT series_id, ts FROM samples WHERE ts < ? LIMIT ?)",
+            (cutoff, limit),
+        )
+        return cursor.rowcount
+
+    def load_collector_state(self, host: str) -> tuple[float, str] | None:
+        row = self.row("SELECT ts, data FROM collector_state WHERE host = ?", (host,))
+        return (row["ts"], row["data"]) if row else None
+
+    def save_collector_state(self, host: str, ts: float, data: str) -> None:
+        self.execute(
+            "INSERT INTO collector_state (host, ts, data) VALUES (?, ?, ?) "
+            "ON CONFLICT (host) DO UPDATE SET ts = excluded.ts, data = excluded.data",
+            (host, ts, data),
+        )
+
+    # -- rule state ---------------------------------------------------------------
+
+    def load_rule_states(self, host: str) -> list[dict]:
+        return self.rows("SELECT rule, series, state, since, value FROM rule_states WHERE host = ?", (host,))
+
+    def save_rule_state(self, host: str, rule: str, series: str, state: str, since: float,
+                        value: float | None, now: float) -> None:
+        self.execute(
+            "INSERT INTO rule_states (host, rule, series, state, since, value, updated_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (host, rule, series) DO UPDATE SET "
+            "state = excluded.state, since = excluded.since, value = excluded.value, "
+            "updated_at = excluded.updated_at",
+            (host, rule, series, state, since, value, now),
+        )
+
+    def delete_rule_state(self, host: str, rule: str, series: str) -> None:
+        self.execute("DELETE FROM rule_states WHERE host = ? AND rule = ? AND series = ?", (host, rule, series))
+
+    # -- incidents ------------------------------------------------------------------
+
+    def create_incident(self, **values) -> int:
+        values.setdefault("updated_at", values["opened_at"])
+        values["labels"] = json.dumps(values.get("labels") or {}, sort_keys=True)
+        names = list(values)
+        return self.insert(
+            f"INSERT INTO incidents ({', '.join(names)}) VALUES ({', '.join('?' for _ in names)})",
+            [values[name] for name in names],
+        )
+
+    def update_incident(self, incident_id: int, **values) -> None:
+        assignments = ", ".join(f"{name} = ?" for name in values)
+        self.execute(f"UPDATE incidents SET {assignments} WHERE id = ?", [*values.values(), incident_id])
+
+    def get_incident(self, incident_id: int) -> Incident:
+        row = self.row(f"SELECT {INCIDENT_COLUMNS} FROM incidents WHERE id = ?", (incident_id,))
+        if row is None:
+            raise IncidentNotFound(
+                f"incident {incident_id} not found; list incidents with 'siqctl incidents list --status all'"
+            )
+        return Incident.from_row(row)
+
+    def find_open_incident(self, host: str, rule: str, series: str) -> Incident | None:
+        row = self.row(
+            f"SELECT {INCIDENT_COLUMNS} FROM incidents WHERE host = ? AND rule = ? AND series = ? AND status = 'open'",
+            (host, rule, series),
+        )
+        return Incident.from_row(row) if row else None
+
+    def last_closed_incident(self, host: str, rule: str, before_id: int | None = None) -> Incident | None:
+        """Return the most recently resolved incident of a rule on a host."""
+        row = self.row(
+            f"SELECT {INCIDENT_COLUMNS} FROM incidents WHERE host = ? AND rule = ? AND status = 'resolved' "
+            "AND (? IS NULL OR id < ?) ORDER BY closed_at DESC LIMIT 1",
+            (host, rule, before_id, before_id),
+        )
+        return Incident.from_row(row) if row else None
+
+    def list_incidents(self, statuses: list[str] | None = None, since: float | None = None,
+                       limit: int | None = None) -> list[Incident]:
+        """Return incidents, newest first; host and rule filtering happens in the caller (globs)."""
+        clauses, params = [], []
+        if statuses:
+            clauses.append(f"status IN ({', '.join('?' for _ in statuses)})")
+            params.extend(statuses)
+        if since is not None:
+            clauses.append("opened_at >= ?")
+            params.append(since)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        statement = f"SELECT {INCIDENT_COLUMNS} FROM incidents {where} ORDER BY id DESC"
+        if limit:
+            statement += " LIMIT ?"
+            params.append(limit)
+        return [Incident.from_row(row) for row in self.rows(statement, params)]
+
+    def add_event(self, incident_id: int, ts: float, kind: str, actor: str, text: str = "",
+                  value: float | None = None) -> int:
+        return self.insert(
+            "INSERT INTO events (incident_id, ts, kind, actor, text, value) VALUES (?, ?, ?, ?, ?, ?)",
+            (incident_id, ts, kind, actor, text, value),
+        )
+
+    def events(self, incident_id: int) -> list[Event]:
+        return [
+            Event(**row)
+            for row in self.rows(
+                "SELECT id, incident_id, ts, kind, actor, text, value FROM events WHERE incident_id = ? ORDER BY id",
+                (incident_id,),
+            )
+        ]
+
+    # -- outbox ---------------------------------------------------------------------------
+
+    def enqueue_notification(self, **values) -> int:
+        values.setdefault("status", "pending")
+        values.setdefault("attempts", 0)
+        names = list(values)
+        return self.insert(
+            f"INSERT INTO notifications ({', '.join(names)}) VALUES ({', '.join('?' for _ in names)})",
+            [values[name] for name in names],
+        )
+
+    def opening_targets(self, incident_id: int) -> list[dict]:
+        """Return the (channel, target, target_masked) that were sent the incident's opening notice."""
+        return self.rows(
+            "SELECT DISTINCT channel, target, target_masked FROM notifications "
+            "WHERE incident_id = ? AND kind = 'opened' ORDER BY channel, target",
+            (incident_id,),
+        )
+
+    def due_notifications(self, now: float, limit: int = 100) -> list[Notification]:
+        """Return pending notifications whose time has come, oldest first.
+
+        A notification waits while an earlier one of the same incident to the
+        same target is still pending, so a target never hears "resolved"
+        before "opened".
+        """
+        rows = self.rows(
+            f"SELECT {NOTIFICATION_COLUMNS} FROM notifications n WHERE n.status = 'pending' "
+            "AND n.next_attempt_at <= ? AND (n.claimed_until IS NULL OR n.claimed_until < ?) "
+            "AND NOT EXISTS (SELECT 1 FROM notifications e WHERE e.incident_id = n.incident_id "
+            "AND e.target = n.target AND e.id < n.id AND e.status = 'pending') "
+            "ORDER BY n.id LIMIT ?",
+            (now, now, limit),
+        )
+        return [Notification(**row) for row in rows]
+
+    def count_due_notifications(self, now: float) -> int:
+        return self.scalar(
+            "SELECT COUNT(*) FROM notifications WHERE status = 'pending' AND next_attempt_at <= ? "
+            "AND (claimed_until IS NULL OR claimed_until < ?)",
+            (now, now),
+        )
+
+    def next_notification_due(self) -> float | None:
+        return self.scalar("SELECT MIN(next_attempt_at) FROM notifications WHERE status = 'pending'")
+
+    def claim_notification(self, notification_id: int, now: float, lease: float) -> bool:
+        """Claim a pending notification for `lease` seconds; False if another worker has it."""
+        cursor = self.execute(
+            "UPDATE notifications SET claimed_until = ? WHERE id = ? AND status = 'pending' "
+            "AND (claimed_until IS NULL OR claimed_until < ?)",
+            (now + lease, notification_id, now),
+        )
+        return cursor.rowcount == 1
+
+    def record_attempt(self, notification_id: int, now: float, ok: bool, error: str | None,
+                       duration: float, next_attempt_at: float | None, give_up: bool) -> None:
+        self.execute(
+            "INSERT INTO delivery_attempts (notification_id, ts, ok, error, duration) VALUES (?, ?, ?, ?, ?)",
+            (notification_id, now, 1 if ok else 0, error, duration),
+        )
+        if ok:
+            status = "sent"
+        elif give_up:
+            status = "given_up"
+        else:
+            status = "pending"
+        self.execute(
+            "UPDATE notifications SET status = ?, attempts = attempts + 1, claimed_until = NULL, "
+            "sent_at = ?, last_error = ?, next_attempt_at = COALESCE(?, next_attempt_at) WHERE id = ?",
+            (status, now if ok else None, error, next_attempt_at, notification_id),
+        )
+
+    def notifications_for(self, incident_id: int) -> list[Notification]:
+        rows = self.rows(
+            f"SELECT {NOTIFICATION_COLUMNS} FROM notifications WHERE incident_id = ? ORDER BY id", (incident_id,)
+        )
+        return [Notification(**row) for row in rows]
+
+    def attempts_for(self, notification_id: int) -> list[dict]:
+        return self.rows(
+            "SELECT ts, ok, error, duration FROM delivery_attempts WHERE notification_id = ? ORDER BY id",
+            (notification_id,),
+        )
