@@ -37,6 +37,7 @@ def init(
         target.parent.mkdir(parents=True, exist_ok=True)
         # Not readable by others: once notification URLs go in, it holds secrets.
         descriptor = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
+        os.fchmod(descriptor, 0o640)  # the mode above applies only to a new file
         with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
             handle.write(text)
     except OSError as error:

@@ -1,8 +1,6 @@
 """What every siqctl command needs: the config, the store, the actor, and clean failures."""
 
-import getpass
 import os
-import subprocess
 import sys
 from dataclasses import dataclass
 
@@ -59,6 +57,8 @@ def actor(by: str | None) -> str:
         if not by.strip():
             fail("--by must not be empty", USAGE)
         return by.strip()
+    import getpass
+
     try:
         return getpass.getuser()
     except (KeyError, OSError):
@@ -71,6 +71,8 @@ def deliver_in_background() -> None:
     It exits by itself once the outbox has nothing due; what fails stays in
     the outbox for the daemon to retry.
     """
+    import subprocess
+
     command = [sys.executable, "-m", "siqd", "deliver"]
     loaded = config()
     if loaded.path is not None:

@@ -1,6 +1,5 @@
 """Incident commands: list, show, resolve, ignore, reopen, comment, open."""
 
-import fnmatch
 import time
 
 import typer
@@ -50,15 +49,8 @@ def list_incidents(
     statuses = _statuses(status)
     opened_since = _since(since)
     store = context.store()
-    filtering = host is not None or rule is not None
-    found = store.list_incidents(statuses, opened_since, None if filtering or not limit else limit + 1)
-    if filtering:
-        found = [
-            incident for incident in found
-            if (host is None or fnmatch.fnmatchcase(incident.host, host))
-            and (rule is None or fnmatch.fnmatchcase(incident.rule, rule))
-        ]
-    more = len(found) - limit if limit and len(found) > limit else 0
+    found = store.list_incidents(statuses, opened_since, limit + 1 if limit else None, host, rule)
+    more = 1 if limit and len(found) > limit else 0
     if more:
         found = found[:limit]
     if as_json:
@@ -70,7 +62,7 @@ def list_incidents(
         return
     typer.echo(render.incidents_table(found))
     if more:
-        typer.echo(f"… and {more if not filtering else str(more)} more; use --limit 0 to show all", err=True)
+        typer.echo(f"(showing the newest {limit}; use --limit 0 to show all)", err=True)
 
 
 @incidents_app.command("show")

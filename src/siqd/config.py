@@ -5,7 +5,6 @@ expected form; unknown keys are errors, not silently ignored.
 """
 
 import os
-import socket
 import stat
 import tomllib
 from dataclasses import dataclass, field
@@ -166,7 +165,7 @@ class _Table:
         except DurationError as error:
             raise self.error(name, str(error)) from None
         if seconds < minimum:
-            raise self.error(name, f"must be at least {format_duration(minimum)}, got {raw!r}")
+            raise self.error(name, f"must be at least {format_duration(minimum, exact=True)}, got {raw!r}")
         return seconds
 
     def string_list(self, name: str, default: list[str] | None = None) -> list[str] | None:
@@ -335,9 +334,11 @@ def _read_retention(table: _Table) -> float:
 def parse_config(data: dict, source: str, path: Path | None = None) -> Config:
     """Build a Config from parsed TOML `data`; raise ConfigError on the first problem."""
     root = _Table(data, source, "")
-    host = root.string("host") or default_host()
-    if not host.strip():
-        raise root.error("host", "must not be empty")
+    host = root.string("host")
+    if host is None:
+        host = default_host()
+    elif not host.strip():
+        raise root.error("host", "must not be empty; leave it out to use this machine's hostname")
     store = root.string("store")
     if store is not None:
         problem = store_problem(store)
@@ -430,7 +431,8 @@ def find_config_file(explicit: str | None = None) -> Path | None:
 
 
 def default_host() -> str:
-    return socket.gethostname()
+    """Return this machine's hostname (os.uname is gethostname without importing socket)."""
+    return os.uname().nodename
 
 
 # --- store locations --------------------------------------------------------
@@ -488,7 +490,7 @@ def mask_url(url: str) -> str:
     """Hide the secrets of an Apprise URL: password, path tokens and query values.
 
     The scheme and host stay visible so a person can tell targets apart:
-    "json://user:****@127.0.0.1:8080/****".
+    "json://****@127.0.0.1:8080/****".
     """
     if "://" not in url:
         return "****"
@@ -496,11 +498,11 @@ def mask_url(url: str) -> str:
     rest, _, query = rest.partition("?")
     authority, slash, path = rest.partition("/")
     userinfo, at, hostport = authority.rpartition("@")
-    if at:
-        user = userinfo.split(":", 1)[0]
-        authority = f"{user}:****@{hostport}" if ":" in userinfo else f"{user}@{hostport}"
-    if not _looks_like_host(hostport if at else authority):
-        authority = (authority.split("@")[0] + "@****") if at else "****"
+    # The user part can be a secret too (Pushover's user key, a Telegram bot
+    # token), so only the host stays, and only when it looks like a host name.
+    host = hostport if at else authority
+    shown_host = host if _looks_like_host(host) else "****"
+    authority = f"****@{shown_host}" if at else shown_host
     masked = f"{scheme}://{authority}"
     if slash and path:
         masked += "/****"
@@ -586,7 +588,7 @@ def effective_settings(config: Config) -> dict:
             "metric": rule.metric,
             rule.comparison: rule.threshold,
             ("clear_below" if rule.comparison == "above" else "clear_above"): rule.clear,
-            "for": format_duration(rule.for_seconds),
+            "for": format_duration(rule.for_seconds, exact=True),
             "severity": rule.severity,
             "hosts": rule.hosts,
             "auto_resolve": rule.auto_resolve,
@@ -598,10 +600,10 @@ def effective_settings(config: Config) -> dict:
     return {
         "host": config.host,
         "store": mask_url(config.store) if config.store.startswith("postgres") else config.store,
-        "interval": format_duration(config.interval),
+        "interval": format_duration(config.interval, exact=True),
         "dashboard_url": config.dashboard_url or "",
         "log_level": config.log_level,
-        "retention": {"raw": format_duration(config.retention_raw)},
+        "retention": {"raw": format_duration(config.retention_raw, exact=True)},
         "disks": {
             "skip_fstypes": config.disks.skip_fstypes,
             "skip_tmpfs_under": config.disks.skip_tmpfs_under,
@@ -609,10 +611,10 @@ def effective_settings(config: Config) -> dict:
         },
         "notify": {
             "default": config.notify.default,
-            "retry_initial": format_duration(config.notify.retry_initial),
-            "retry_max": format_duration(config.notify.retry_max),
-            "give_up_after": format_duration(config.notify.give_up_after),
-            "timeout": format_duration(config.notify.timeout),
+            "retry_initial": format_duration(config.notify.retry_initial, exact=True),
+            "retry_max": format_duration(config.notify.retry_max, exact=True),
+            "give_up_after": format_duration(config.notify.give_up_after, exact=True),
+            "timeout": format_duration(config.notify.timeout, exact=True),
             "channels": masked_channels(config.notify),
         },
         "rule": rules,

@@ -35,8 +35,23 @@ def parse_duration(text: str) -> float:
     return total
 
 
-def format_duration(seconds: float) -> str:
-    """Format seconds as a short duration, largest units first ("1h5m", "45s")."""
+def format_duration(seconds: float, exact: bool = False) -> str:
+    """Format seconds as a duration, largest units first.
+
+    By default it shows the two largest units, rounded ("1h5m", "45s"), for
+    people reading ages. With `exact`, every unit down to milliseconds is
+    kept, so parse_duration(format_duration(x, exact=True)) == x to the
+    millisecond.
+    """
+    if exact:
+        remaining = int(round(max(seconds, 0) * 1000))
+        units = (("w", 604_800_000), ("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000), ("ms", 1))
+        parts = []
+        for unit, size in units:
+            count, remaining = divmod(remaining, size)
+            if count:
+                parts.append(f"{count}{unit}")
+        return "".join(parts) or "0s"
     seconds = int(round(max(seconds, 0)))
     if seconds == 0:
         return "0s"

@@ -128,9 +128,7 @@ class Incidents:
                 event_id = self.store.add_event(existing.id, now, "breach", actor, text or "reported again")
                 self.store.update_incident(existing.id, updated_at=now)
                 return Outcome(self.store.get_incident(existing.id), created=False)
-            previous = self.store.last_closed_incident(host, MANUAL_RULE)
-            if previous is not None and previous.series != key:
-                previous = None
+            previous = self.store.last_closed_incident(host, MANUAL_RULE, key)
             incident_id = self.store.create_incident(
                 host=host, rule=MANUAL_RULE, series=key, metric=None, labels=labels, title=title,
                 severity=severity, status=OPEN, source="manual", unit="", started_at=now, opened_at=now,

@@ -1,10 +1,9 @@
 """The catalog of metrics siqd samples: names, units and the labels that split them into series."""
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
-@dataclass(frozen=True)
-class MetricInfo:
+class MetricInfo(NamedTuple):
     name: str
     unit: str
     description: str

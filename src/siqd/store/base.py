@@ -199,6 +199,8 @@ class Store:
 
     def migrate(self) -> None:
         """Bring the schema up to date; refuse a store written by a newer siq."""
+        if self.schema_version() == SCHEMA_VERSION:  # the common case needs no write lock
+            return
         with self.transaction():
             if not self.table_exists("meta"):
                 self.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
@@ -329,18 +331,23 @@ class Store:
         )
         return Incident.from_row(row) if row else None
 
-    def last_closed_incident(self, host: str, rule: str, before_id: int | None = None) -> Incident | None:
-        """Return the most recently resolved incident of a rule on a host."""
+    def last_closed_incident(self, host: str, rule: str, series: str | None = None) -> Incident | None:
+        """Return the most recently resolved incident of a rule on a host, of one series if given."""
         row = self.row(
             f"SELECT {INCIDENT_COLUMNS} FROM incidents WHERE host = ? AND rule = ? AND status = 'resolved' "
-            "AND (? IS NULL OR id < ?) ORDER BY closed_at DESC LIMIT 1",
-            (host, rule, before_id, before_id),
+            "AND (CAST(? AS TEXT) IS NULL OR series = ?) ORDER BY closed_at DESC LIMIT 1",
+            (host, rule, series, series),
         )
         return Incident.from_row(row) if row else None
 
+    def glob_clause(self, column: str) -> str:
+        """Return an SQL condition matching `column` against a shell glob parameter (fnmatch rules)."""
+        return f"{column} GLOB ?"
+
     def list_incidents(self, statuses: list[str] | None = None, since: float | None = None,
-                       limit: int | None = None) -> list[Incident]:
-        """Return incidents, newest first; host and rule filtering happens in the caller (globs)."""
+                       limit: int | None = None, host: str | None = None,
+                       rule: str | None = None) -> list[Incident]:
+        """Return incidents, newest first; `host` and `rule` are globs."""
         clauses, params = [], []
         if statuses:
             clauses.append(f"status IN ({', '.join('?' for _ in statuses)})")
@@ -348,6 +355,10 @@ class Store:
         if since is not None:
             clauses.append("opened_at >= ?")
             params.append(since)
+        for column, pattern in (("host", host), ("rule", rule)):
+            if pattern is not None:
+                clauses.append(self.glob_clause(column))
+                params.append(pattern)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         statement = f"SELECT {INCIDENT_COLUMNS} FROM incidents {where} ORDER BY id DESC"
         if limit:

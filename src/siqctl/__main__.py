@@ -1,0 +1,3 @@
+from siqctl.main import main
+
+main()

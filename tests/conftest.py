@@ -1,0 +1,156 @@
+"""Shared fixtures: a config and store in a temporary folder, the real CLIs, a JSON receiver, tmpfs mounts."""
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class JsonReceiver:
+    """An HTTP server on 127.0.0.1 that records what Apprise's json:// posts to it."""
+
+    def __init__(self, port: int | None = None):
+        self.port = port or free_port()
+        self.messages: list[dict] = []
+        self.server = None
+        self._lock = threading.Lock()
+
+    def url(self) -> str:
+        return f"json://127.0.0.1:{self.port}/hook?cto=1&rto=2"
+
+    def start(self) -> "JsonReceiver":
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                length = int(self.headers.get("content-length", 0))
+                payload = json.loads(self.rfile.read(length))
+                with receiver._lock:
+                    receiver.messages.append(payload)
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        ThreadingHTTPServer.allow_reuse_address = True
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+            self.server = None
+
+    def wait_for(self, count: int, timeout: float = 15.0) -> list[dict]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                if len(self.messages) >= count:
+                    return list(self.messages)
+            time.sleep(0.05)
+        with self._lock:
+            return list(self.messages)
+
+
+@pytest.fixture
+def receiver():
+    started = JsonReceiver().start()
+    yield started
+    started.stop()
+
+
+class Siq:
+    """A config file and SQLite store in a temporary folder, driven through the real siqd and siqctl."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.config_path = folder / "siq.toml"
+        self.db = folder / "siq.db"
+
+    def write_config(self, text: str) -> Path:
+        base = f'host = "test-host"\nstore = "sqlite:///{self.db}"\n'
+        self.config_path.write_text(base + text)
+        self.config_path.chmod(0o600)
+        return self.config_path
+
+    def env(self) -> dict:
+        env = dict(os.environ)
+        env["SIQ_CONFIG"] = str(self.config_path)
+        env.pop("NO_COLOR", None)
+        return env
+
+    def siqctl(self, *args: str, check: bool = False, input: str | None = None) -> subprocess.CompletedProcess:
+        result = subprocess.run([str(BIN / "siqctl"), *args], capture_output=True, text=True, env=self.env(),
+                                input=input, timeout=60)
+        if check and result.returncode != 0:
+            raise AssertionError(f"siqctl {' '.join(args)} exited {result.returncode}: {result.stderr}")
+        return result
+
+    def siqctl_json(self, *args: str):
+        return json.loads(self.siqctl(*args, "--json", check=True).stdout)
+
+    def siqd(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+        return subprocess.run([str(BIN / "siqd"), *args], capture_output=True, text=True, env=self.env(),
+                              timeout=timeout)
+
+    def store(self):
+        from siqd.store import open_store
+
+        return open_store(f"sqlite:///{self.db}")
+
+
+@pytest.fixture
+def siq(tmp_path):
+    instance = Siq(tmp_path)
+    instance.write_config("")
+    return instance
+
+
+@pytest.fixture
+def tmpfs(tmp_path):
+    """Mount a 4 MiB tmpfs (root only) and unmount it afterwards."""
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("mounting a tmpfs needs root")
+    mountpoint = tmp_path / "mnt"
+    mountpoint.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mountpoint)], check=True)
+    yield mountpoint
+    subprocess.run(["umount", "-l", str(mountpoint)], check=False)
+
+
+def fill(mountpoint: Path, percent: float) -> None:
+    """Fill a filesystem to about `percent` of what df counts, with one file."""
+    stats = os.statvfs(mountpoint)
+    size = stats.f_blocks * stats.f_frsize
+    target = mountpoint / "fill"
+    current = target.stat().st_size if target.exists() else 0
+    used = (stats.f_blocks - stats.f_bfree) * stats.f_frsize - current
+    wanted = int(size * percent / 100) - used
+    with open(target, "wb") as handle:
+        handle.write(b"\0" * max(wanted, 0))
+
+
+def df_percent(mountpoint: Path) -> float:
+    """Return df's Use% for a mount, as df prints it."""
+    output = subprocess.run(["df", "--output=pcent", str(mountpoint)], capture_output=True, text=True,
+                            check=True).stdout
+    return float(output.splitlines()[1].strip().rstrip("%"))

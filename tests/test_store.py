@@ -1,0 +1,86 @@
+"""The SQLite store: schema versions, the one-open-incident constraint, concurrent writers."""
+
+import subprocess
+import sys
+import time
+
+import pytest
+
+from siqd.store import SchemaTooNew, StoreError, open_store
+from siqd.store.schema import SCHEMA_VERSION
+from conftest import BIN
+
+
+def test_new_store_at_current_version(tmp_path):
+    store = open_store(f"sqlite:///{tmp_path / 's.db'}")
+    assert store.schema_version() == SCHEMA_VERSION
+    assert store.scalar("PRAGMA journal_mode") == "wal"
+    store.close()
+
+
+def test_migrate_twice_is_harmless(tmp_path):
+    open_store(f"sqlite:///{tmp_path / 's.db'}").close()
+    store = open_store(f"sqlite:///{tmp_path / 's.db'}")
+    assert store.schema_version() == SCHEMA_VERSION
+    store.close()
+
+
+def test_newer_schema_is_refused(tmp_path):
+    store = open_store(f"sqlite:///{tmp_path / 's.db'}")
+    with store.transaction():
+        store.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION + 1),))
+    store.close()
+    with pytest.raises(SchemaTooNew, match="upgrade siq"):
+        open_store(f"sqlite:///{tmp_path / 's.db'}")
+
+
+def test_one_open_incident_per_series(tmp_path):
+    store = open_store(f"sqlite:///{tmp_path / 's.db'}")
+    values = dict(host="h", rule="r", series="mount=/", title="t", severity="warning", status="open",
+                  source="rule", started_at=1.0, opened_at=1.0)
+    with store.transaction():
+        store.create_incident(**values)
+    with pytest.raises(StoreError):
+        with store.transaction():
+            store.create_incident(**values)
+    assert len(store.list_incidents()) == 1
+    store.close()
+
+
+def test_unwritable_folder_is_clean_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(StoreError, match="cannot create the folder"):
+        open_store(f"sqlite:///{blocker / 'sub' / 's.db'}")
+
+
+def test_writers_beside_daemon_never_locked(siq):
+    siq.write_config('interval = "1s"\n')
+    daemon = subprocess.Popen([str(BIN / "siqd"), "run"], env=siq.env(), stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(1.5)
+        script = (
+            "import subprocess, sys\n"
+            "bin, n = sys.argv[1], sys.argv[2]\n"
+            "for i in range(5):\n"
+            "    r = subprocess.run([bin, 'open', '--host', f'w{n}', '--title', f'job {i}'], capture_output=True, text=True)\n"
+            "    if r.returncode: print(r.stderr, end=''); sys.exit(1)\n"
+            "    r = subprocess.run([bin, 'comment', r.stdout.split('#')[1].split(':')[0], f'note {i}'], capture_output=True, text=True)\n"
+            "    if r.returncode: print(r.stderr, end=''); sys.exit(1)\n"
+        )
+        writers = [
+            subprocess.Popen([sys.executable, "-c", script, str(BIN / "siqctl"), str(n)], env=siq.env(),
+                             stdout=subprocess.PIPE, text=True)
+            for n in range(8)
+        ]
+        outputs = [(writer.wait(120), writer.stdout.read()) for writer in writers]
+    finally:
+        daemon.terminate()
+        daemon.wait(15)
+    assert [code for code, _ in outputs] == [0] * 8, [out for _, out in outputs]
+    assert "locked" not in daemon.stderr.read()
+    store = siq.store()
+    assert store.scalar("SELECT COUNT(*) FROM incidents WHERE rule = 'manual'") == 40
+    assert store.scalar("SELECT COUNT(*) FROM events WHERE kind = 'comment'") == 40
+    assert store.scalar("SELECT COUNT(DISTINCT ts) FROM samples") >= 2
+    store.close()
