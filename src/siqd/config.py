@@ -7,7 +7,7 @@ expected form; unknown keys are errors, not silently ignored.
 import os
 import stat
 import tomllib
-from dataclasses import dataclass, field
+from siqd.records import Factory, Record
 from pathlib import Path
 
 from siqd import paths
@@ -37,8 +37,7 @@ class ConfigError(Exception):
         super().__init__(where + message)
 
 
-@dataclass
-class Rule:
+class Rule(Record):
     name: str
     metric: str
     comparison: str  # "above" or "below"
@@ -46,8 +45,8 @@ class Rule:
     clear: float  # the value the series must cross back past to clear
     for_seconds: float = 0.0
     severity: str = "warning"
-    hosts: list[str] = field(default_factory=lambda: ["*"])
-    labels: dict[str, str] = field(default_factory=dict)
+    hosts: list[str] = Factory(lambda: ["*"])
+    labels: dict[str, str] = Factory(dict)
     auto_resolve: bool = False
     notify: list[str] | None = None  # None means the default channels
     description: str = ""
@@ -59,25 +58,22 @@ class Rule:
         return value < self.clear if self.comparison == "above" else value > self.clear
 
 
-@dataclass
-class DiskSettings:
-    skip_fstypes: list[str] = field(default_factory=lambda: list(DEFAULT_SKIP_FSTYPES))
-    skip_tmpfs_under: list[str] = field(default_factory=lambda: list(DEFAULT_SKIP_TMPFS_UNDER))
-    skip_mounts: list[str] = field(default_factory=list)
+class DiskSettings(Record):
+    skip_fstypes: list[str] = Factory(lambda: list(DEFAULT_SKIP_FSTYPES))
+    skip_tmpfs_under: list[str] = Factory(lambda: list(DEFAULT_SKIP_TMPFS_UNDER))
+    skip_mounts: list[str] = Factory(list)
 
 
-@dataclass
-class NotifySettings:
-    default: list[str] = field(default_factory=list)
-    channels: dict[str, list[str]] = field(default_factory=dict)
+class NotifySettings(Record):
+    default: list[str] = Factory(list)
+    channels: dict[str, list[str]] = Factory(dict)
     retry_initial: float = 30.0
     retry_max: float = 900.0
     give_up_after: float = 86400.0
     timeout: float = 10.0
 
 
-@dataclass
-class Config:
+class Config(Record):
     path: Path | None
     host: str
     store: str
@@ -85,10 +81,10 @@ class Config:
     dashboard_url: str | None = None
     log_level: str = "info"
     retention_raw: float = 48 * 3600.0
-    disks: DiskSettings = field(default_factory=DiskSettings)
-    notify: NotifySettings = field(default_factory=NotifySettings)
-    rules: list[Rule] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
+    disks: DiskSettings = Factory(DiskSettings)
+    notify: NotifySettings = Factory(NotifySettings)
+    rules: list[Rule] = Factory(list)
+    warnings: list[str] = Factory(list)
 
     @property
     def source(self) -> str:

@@ -5,7 +5,7 @@ timeline event and the notifications it causes together (the outbox
 pattern): a notification exists if and only if its event does.
 """
 
-from dataclasses import dataclass
+from siqd.records import Record
 
 from siqd.config import Config, Rule
 from siqd.metrics import format_value
@@ -22,8 +22,7 @@ class IncidentError(StoreError):
     """An action that cannot apply to the incident as it is (already resolved, empty note, …)."""
 
 
-@dataclass
-class Outcome:
+class Outcome(Record):
     incident: Incident
     created: bool = False
     queued: int = 0  # notifications queued by this change

@@ -13,7 +13,7 @@ A missing reading (None) is "unknown": it changes nothing.
 """
 
 import fnmatch
-from dataclasses import dataclass
+from siqd.records import Record
 
 from siqd.config import Rule
 
@@ -24,15 +24,13 @@ FIRE = "fire"
 CLEAR = "clear"
 
 
-@dataclass
-class SeriesState:
+class SeriesState(Record):
     state: str  # PENDING or FIRING
     since: float  # when the breach started
     value: float | None = None
 
 
-@dataclass
-class Transition:
+class Transition(Record):
     kind: str  # FIRE or CLEAR
     started_at: float
     value: float

@@ -10,7 +10,7 @@ import fnmatch
 import json
 import os
 import time
-from dataclasses import dataclass, field
+from siqd.records import Factory, Record
 
 import psutil
 
@@ -25,8 +25,7 @@ logger = get_logger("collect")
 _VIRTUAL_DISK_PREFIXES = ("loop", "ram", "zram", "sr", "fd")
 
 
-@dataclass
-class Sample:
+class Sample(Record):
     metric: str
     labels: dict[str, str]
     value: float
@@ -37,15 +36,14 @@ class Sample:
             self.unit = unit_of(self.metric)
 
 
-@dataclass
-class Counters:
+class Counters(Record):
     """Counter readings at one moment; rates are differences between two of these."""
 
     clock: float  # seconds on CLOCK_BOOTTIME, comparable across processes until reboot
     boot_time: float
     cpu: tuple[float, float] | None = None  # (total, busy) seconds
-    disk: dict[str, tuple[int, int]] = field(default_factory=dict)  # device: (read, written) bytes
-    net: dict[str, tuple[int, int]] = field(default_factory=dict)  # nic: (received, sent) bytes
+    disk: dict[str, tuple[int, int]] = Factory(dict)  # device: (read, written) bytes
+    net: dict[str, tuple[int, int]] = Factory(dict)  # nic: (received, sent) bytes
 
     def to_json(self) -> str:
         return json.dumps({"clock": self.clock, "boot_time": self.boot_time, "cpu": self.cpu,

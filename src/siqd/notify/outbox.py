@@ -5,14 +5,22 @@ URL by a fingerprint, never by the URL itself, so no secret reaches the
 store; the delivery worker looks the URL up in the current config.
 """
 
-import hashlib
+try:
+    # The built-in SHA-256 avoids hashlib, which maps OpenSSL's libcrypto and
+    # adds about 4 MB to the daemon's resident memory.
+    from _sha2 import sha256  # Python 3.12 and newer
+except ImportError:
+    try:
+        from _sha256 import sha256  # Python 3.11
+    except ImportError:
+        from hashlib import sha256
 
 from siqd.config import Config, mask_url
 from siqd.store.base import Incident, Store
 
 
 def target_fingerprint(url: str) -> str:
-    return hashlib.sha256(url.encode("utf-8")).hexdigest()[:16]
+    return sha256(url.encode("utf-8")).hexdigest()[:16]
 
 
 def retry_delay(attempts: int, initial: float, maximum: float) -> float:

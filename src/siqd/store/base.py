@@ -8,7 +8,7 @@ talks to `Store` only.
 
 import json
 from contextlib import contextmanager
-from dataclasses import dataclass, fields
+from siqd.records import Record
 
 from siqd.store.schema import MIGRATIONS, SCHEMA_VERSION
 
@@ -39,8 +39,7 @@ def series_key(labels: dict[str, str]) -> str:
     return ",".join(f"{key}={labels[key]}" for key in sorted(labels))
 
 
-@dataclass
-class Incident:
+class Incident(Record):
     id: int
     host: str
     rule: str
@@ -67,13 +66,12 @@ class Incident:
 
     @classmethod
     def from_row(cls, row: dict) -> "Incident":
-        data = {f.name: row[f.name] for f in fields(cls)}
+        data = {name: row[name] for name in cls._field_names}
         data["labels"] = json.loads(row["labels"] or "{}")
         return cls(**data)
 
 
-@dataclass
-class Event:
+class Event(Record):
     id: int
     incident_id: int
     ts: float
@@ -83,8 +81,7 @@ class Event:
     value: float | None
 
 
-@dataclass
-class Notification:
+class Notification(Record):
     id: int
     incident_id: int
     event_id: int | None
@@ -104,8 +101,8 @@ class Notification:
     last_error: str | None
 
 
-INCIDENT_COLUMNS = ", ".join(f.name for f in fields(Incident))
-NOTIFICATION_COLUMNS = ", ".join(f.name for f in fields(Notification))
+INCIDENT_COLUMNS = ", ".join(Incident._field_names)
+NOTIFICATION_COLUMNS = ", ".join(Notification._field_names)
 
 
 class Store:
