@@ -109,6 +109,9 @@ def test_down_receiver_gets_it_later(siq, tmpfs):
         notification = shown["notifications"][0]
         assert notification["status"] == "sent"
         assert notification["attempts"] >= 2
+        log = notification["attempt_log"]
+        assert [attempt["ok"] for attempt in log] == [False] * (len(log) - 1) + [True]
+        assert "refused" in log[0]["error"].lower() or "connect" in log[0]["error"].lower()
         store.close()
     finally:
         daemon.send_signal(signal.SIGTERM)

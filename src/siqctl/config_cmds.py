@@ -35,7 +35,7 @@ def init(
     text = starter_config_text(host or default_host(), store_location)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        # Not readable by others: once notification URLs go in, it holds secrets.
+        # Not readable by others, because once notification URLs go in, it contains secrets.
         descriptor = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
         os.fchmod(descriptor, 0o640)  # the mode above applies only to a new file
         with os.fdopen(descriptor, "w", encoding="utf-8") as handle:

@@ -1,4 +1,4 @@
-"""What every siqctl command needs: the config, the store, the actor, and clean failures."""
+"""Shared parts of siqctl commands: the config, the store, the actor, and one-line failures."""
 
 import os
 import sys

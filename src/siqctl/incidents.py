@@ -90,7 +90,13 @@ def show(
             if previous else None
         )
         data["events"] = [render.event_data(event) for event in events]
-        data["notifications"] = [render.notification_data(note) for note in notifications]
+        data["notifications"] = [
+            dict(render.notification_data(note), attempt_log=[
+                {"at": render.iso_utc(attempt["ts"]), "ok": bool(attempt["ok"]), "error": attempt["error"]}
+                for attempt in store.attempts_for(note.id)
+            ])
+            for note in notifications
+        ]
         typer.echo(render.to_json(data))
         return
     typer.echo(render.incident_detail(incident, events, notifications, current, previous, dashboard))

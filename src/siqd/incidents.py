@@ -29,7 +29,7 @@ class Outcome(Record):
 
 
 class Incidents:
-    """Incident changes over a store, with the config that says where notifications go."""
+    """Incident changes over a store; the config names the channels that notifications go to."""
 
     def __init__(self, store: Store, config: Config):
         self.store = store

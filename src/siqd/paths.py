@@ -1,4 +1,4 @@
-"""Where siq keeps its config and data.
+"""Config and data locations.
 
 As root: /etc/siq and /var/lib/siq. Otherwise the platformdirs user
 locations (on Linux ~/.config/siq and ~/.local/share/siq).

@@ -1,4 +1,4 @@
-"""Timestamps: the store keeps UTC epoch seconds; people see local time, JSON sees ISO 8601."""
+"""Timestamp formats. The store keeps UTC epoch seconds, people read local time and JSON gets ISO 8601."""
 
 from datetime import datetime, timezone
 

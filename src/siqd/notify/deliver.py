@@ -1,12 +1,13 @@
 """Deliver due notifications from the outbox through Apprise.
 
 A row is claimed atomically before sending, so two workers (the daemon's
-and a siqctl process) never send the same row at once. After a crash
-between sending and recording, the row is sent again; every message ends
-with its notification id so a receiver can drop the duplicate.
+and a siqctl process) never send the same row at once. A crash between
+sending and recording sends the row again. Every message ends with its
+notification id, so a receiver can drop the duplicate.
 """
 
 import logging
+import re
 import time
 from dataclasses import dataclass, field
 
@@ -27,15 +28,35 @@ class DeliveryReport:
     given_up: list[int] = field(default_factory=list)
 
 
+_SOCKET_REASON = re.compile(r"\[Errno -?\d+\] ([^\"'\)]+)|(Read timed out|timed out)")
+
+
 class _CaptureApprise(logging.Handler):
-    """Collect what Apprise logs during one send: it reports failures only there."""
+    """Collect what Apprise logs during one send: it reports failures only there.
+
+    Its warning reports that a send failed. The reason (connection refused,
+    a timeout) is only in a debug line that starts with "Socket Exception".
+    """
 
     def __init__(self):
-        super().__init__(logging.WARNING)
+        super().__init__(logging.DEBUG)
         self.messages: list[str] = []
+        self.reasons: list[str] = []
 
     def emit(self, record: logging.LogRecord) -> None:
-        self.messages.append(record.getMessage())
+        message = record.getMessage()
+        if record.levelno >= logging.WARNING:
+            self.messages.append(message)
+        elif "Exception" in message:
+            match = _SOCKET_REASON.search(message)
+            if match:
+                self.reasons.append((match.group(1) or match.group(2)).strip().lower())
+
+    def error_text(self, fallback: str) -> str:
+        text = "; ".join(dict.fromkeys(self.messages)) or fallback
+        if self.reasons:
+            text = f"{text.rstrip('.')}: {self.reasons[0]}"
+        return text
 
 
 def scrub(text: str, url: str) -> str:
@@ -66,8 +87,7 @@ def send(url: str, notification: Notification, timeout: float) -> str | None:
     capture = _CaptureApprise()
     apprise_logger = logging.getLogger("apprise")
     apprise_logger.addHandler(capture)
-    if apprise_logger.level == logging.NOTSET or apprise_logger.level > logging.WARNING:
-        apprise_logger.setLevel(logging.WARNING)
+    apprise_logger.setLevel(logging.DEBUG)
     try:
         sender = apprise.Apprise()
         if not sender.add(url):
@@ -81,8 +101,7 @@ def send(url: str, notification: Notification, timeout: float) -> str | None:
         apprise_logger.removeHandler(capture)
     if result:
         return None
-    detail = "; ".join(dict.fromkeys(capture.messages)) or f"delivery failed ({getattr(result, 'status', result)})"
-    return scrub(detail, url)
+    return scrub(capture.error_text(f"delivery failed ({getattr(result, 'status', result)})"), url)
 
 
 def deliver_due(store: Store, config: Config, clock=time.time, deadline: float | None = None,

@@ -2,7 +2,7 @@
 
 Each row is one message to one Apprise URL of a channel. The row names the
 URL by a fingerprint, never by the URL itself, so no secret reaches the
-store; the delivery worker looks the URL up in the current config.
+store. The delivery worker looks the URL up in the current config.
 """
 
 try:
