@@ -455,3 +455,11 @@ def test_glob_problem_invalid(pattern):
 
 def test_glob_problem_names_position():
     assert "4" in glob_problem("db-[1")
+
+
+def test_shipped_example_is_valid(siq):
+    from pathlib import Path
+
+    example = Path(__file__).parent.parent / "examples" / "siq.toml"
+    result = siq.siqctl("config", "check", str(example))
+    assert result.returncode == 0, result.stderr

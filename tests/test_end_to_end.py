@@ -151,3 +151,25 @@ def test_url_secrets_never_logged(siq, tmpfs):
     assert "hunter2secret" not in dump
     store.close()
     assert os.stat(siq.db).st_size > 0
+
+
+def test_outbox_survives_restart(siq):
+    receiver = JsonReceiver()
+    siq.write_config(f'[notify]\ndefault = ["team"]\nretry_initial = "1s"\n[notify.channels]\nteam = ["{receiver.url()}"]\n')
+    siq.siqctl("open", "--title", "backup failed", check=True)  # its delivery process fails: receiver down
+    store = siq.store()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and not store.scalar("SELECT attempts FROM notifications"):
+        time.sleep(0.1)
+    assert store.scalar("SELECT status FROM notifications") == "pending"
+    store.close()
+    receiver.start()
+    try:
+        time.sleep(2.5)
+        second = siq.siqd("run", "--once")  # a new process, as after a restart
+        assert second.returncode == 0, second.stderr
+        messages = receiver.wait_for(1)
+        assert len(messages) == 1
+        assert "backup failed" in messages[0]["title"]
+    finally:
+        receiver.stop()
