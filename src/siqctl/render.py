@@ -85,6 +85,17 @@ def to_json(data) -> str:
     return json.dumps(data, indent=2, ensure_ascii=False)
 
 
+def summary_text(incident: Incident) -> str:
+    """Describe an incident in a table cell: the series and value for a rule, else the title."""
+    if incident.source != "rule" or incident.metric is None:
+        return incident.title
+    value = format_value(incident.value, incident.unit)
+    threshold = format_value(incident.threshold, incident.unit)
+    series = series_text(incident)
+    prefix = f"{series} " if series != "-" else ""
+    return f"{prefix}{value} ({incident.comparison} {threshold})"
+
+
 def incidents_table(incidents: list[Incident], now: float | None = None) -> str:
     from tabulate import tabulate
 
@@ -95,16 +106,14 @@ def incidents_table(incidents: list[Incident], now: float | None = None) -> str:
             incident.severity,
             incident.host,
             incident.rule,
-            series_text(incident),
-            format_value(incident.value, incident.unit),
+            _shorten(summary_text(incident), 50),
             ago(incident.opened_at, now),
             status_text(incident, now),
-            _shorten(incident.title, 60),
         )
         for incident in incidents
     ]
-    headers = ("ID", "SEVERITY", "HOST", "RULE", "SERIES", "VALUE", "OPENED", "STATUS", "TITLE")
-    return tabulate(rows, headers=headers, tablefmt="plain", disable_numparse=True)
+    headers = ("ID", "SEVERITY", "HOST", "RULE", "WHAT", "OPENED", "STATUS")
+    return tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True)
 
 
 def _shorten(text: str, width: int) -> str:

@@ -403,7 +403,7 @@ def load_config(path: Path | None) -> Config:
         mode = path.stat().st_mode
         if mode & stat.S_IROTH:
             config.warnings.append(
-                f"{source} holds notification URLs with secrets and is readable by every user; "
+                f"{source} contains notification URLs with secrets and is readable by every user; "
                 f"run: chmod o-r {source}"
             )
     return config
