@@ -120,8 +120,10 @@ class Siq:
 
 @pytest.fixture
 def siq(tmp_path):
+    """A config and an empty store, as on a host where siqd has taken its first round."""
     instance = Siq(tmp_path)
     instance.write_config("")
+    instance.store().close()
     return instance
 
 

@@ -556,3 +556,17 @@ def test_followup_without_opening_channel(siq, receiver):
     assert "notifying" not in result.stdout
     assert siq.siqctl_json("incidents", "show", str(incident_id))["notifications"] == []
     assert receiver.wait_for(1, timeout=3) == []
+
+
+def test_list_missing_store_exits_1(siq, tmp_path):
+    missing = tmp_path / "typo" / "siq.db"
+    result = siq.siqctl("--store", f"sqlite:///{missing}", "incidents", "list")
+    assert result.returncode == 1
+    assert f"store {missing} does not exist" in result.stderr
+    assert not missing.parent.exists()
+
+
+def test_huge_id_exits_2(siq):
+    result = siq.siqctl("incidents", "show", "99999999999999999999")
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr

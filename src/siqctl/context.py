@@ -43,10 +43,11 @@ def config() -> Config:
     return _cache["config"]
 
 
-def store() -> Store:
+def store(create: bool = True) -> Store:
+    """Open the configured store; read-only commands pass create=False."""
     if "store" not in _cache:
         try:
-            _cache["store"] = open_store(config().store)
+            _cache["store"] = open_store(config().store, create=create)
         except StoreError as error:
             fail(str(error))
     return _cache["store"]

@@ -11,6 +11,8 @@ incidents_app = typer.Typer(help="List and show incidents.", no_args_is_help=Tru
 
 STATUS_CHOICES = ("open", "resolved", "ignored", "closed", "all")
 DEFAULT_LIMIT = 50
+# Store ids are 64-bit integers; a larger number would overflow instead of being "not found".
+MAX_ID = 2**63 - 1
 
 
 def _statuses(choice: str) -> list[str] | None:
@@ -48,7 +50,7 @@ def list_incidents(
         fail(f"invalid --limit {limit}; expected 0 (no limit) or more", USAGE)
     statuses = _statuses(status)
     opened_since = _since(since)
-    store = context.store()
+    store = context.store(create=False)
     found = store.list_incidents(statuses, opened_since, limit + 1 if limit else None, host, rule)
     more = 1 if limit and len(found) > limit else 0
     if more:
@@ -68,14 +70,14 @@ def list_incidents(
 @incidents_app.command("show")
 @store_errors
 def show(
-    incident_id: int = typer.Argument(..., metavar="ID", help="incident number"),
+    incident_id: int = typer.Argument(..., metavar="ID", min=1, max=MAX_ID, help="incident number"),
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
 ):
     """Show every field of an incident, its timeline and its notifications.
 
     Example: siqctl incidents show 57
     """
-    store = context.store()
+    store = context.store(create=False)
     incident = store.get_incident(incident_id)
     events = store.events(incident_id)
     notifications = store.notifications_for(incident_id)
@@ -127,7 +129,7 @@ def _report(verb: str, outcome, as_json: bool) -> None:
 
 BY = typer.Option(None, "--by", help="who is acting (default: your OS user name)")
 JSON = typer.Option(False, "--json", help="print the incident as JSON")
-ID = typer.Argument(..., metavar="ID", help="incident number")
+ID = typer.Argument(..., metavar="ID", min=1, max=MAX_ID, help="incident number")
 
 
 @store_errors

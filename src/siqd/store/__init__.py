@@ -6,8 +6,12 @@ from siqd.store.base import (  # noqa: F401  (re-exported)
 )
 
 
-def open_store(location: str, migrate: bool = True) -> Store:
-    """Open the store at `location` (sqlite:///PATH, a plain path or postgresql://…)."""
+def open_store(location: str, migrate: bool = True, create: bool = True) -> Store:
+    """Open the store at `location` (sqlite:///PATH, a plain path or postgresql://…).
+
+    With `create` false, a missing SQLite file is an error instead of a new
+    empty store, so a mistyped path does not look like "no incidents".
+    """
     from siqd.config import sqlite_path
 
     if location.startswith(("postgresql://", "postgres://")):
@@ -17,6 +21,11 @@ def open_store(location: str, migrate: bool = True) -> Store:
     path = sqlite_path(location)
     if path is None:
         raise StoreError(f"unsupported store location {location!r}; expected sqlite:///PATH")
+    if not create and not path.exists():
+        raise StoreError(
+            f"store {path} does not exist; siqd creates it on its first round. "
+            "Check the config's 'store' or the --store option"
+        )
     from siqd.store.sqlite import SQLiteStore
 
     store = SQLiteStore(path)
