@@ -248,27 +248,27 @@ RULE_HEAD = '[[rule]]\nname = "cpu"\nmetric = "cpu.percent"\n'
 # (case id, config text, key the message must name)
 BAD_CONFIGS = [
     ("unknown-top-key", "colour = \"blue\"\n", "colour"),
-    ("unknown-rule-key", RULE_HEAD + "above = 90\nthreshold = 5\n", "rule[0].threshold"),
+    ("unknown-rule-key", RULE_HEAD + "above = 90\nthreshold = 5\n", "rule[cpu].threshold"),
     ("interval-number", "interval = 5\n", "interval"),
     ("interval-words", 'interval = "5 minutes"\n', "interval"),
     ("interval-negative", 'interval = "-1s"\n', "interval"),
     ("interval-empty", 'interval = ""\n', "interval"),
     ("interval-below-minimum", 'interval = "500ms"\n', "interval"),
-    ("for-words", RULE_HEAD + 'above = 90\nfor = "5 minutes"\n', "rule[0].for"),
-    ("for-negative", RULE_HEAD + 'above = 90\nfor = "-1s"\n', "rule[0].for"),
-    ("for-empty", RULE_HEAD + 'above = 90\nfor = ""\n', "rule[0].for"),
-    ("for-number", RULE_HEAD + "above = 90\nfor = 300\n", "rule[0].for"),
-    ("bad-glob", RULE_HEAD + 'above = 90\nhosts = ["db-[1"]\n', "rule[0].hosts"),
+    ("for-words", RULE_HEAD + 'above = 90\nfor = "5 minutes"\n', "rule[cpu].for"),
+    ("for-negative", RULE_HEAD + 'above = 90\nfor = "-1s"\n', "rule[cpu].for"),
+    ("for-empty", RULE_HEAD + 'above = 90\nfor = ""\n', "rule[cpu].for"),
+    ("for-number", RULE_HEAD + "above = 90\nfor = 300\n", "rule[cpu].for"),
+    ("bad-glob", RULE_HEAD + 'above = 90\nhosts = ["db-[1"]\n', "rule[cpu].hosts"),
     ("bad-label-glob", RULE_HEAD.replace("cpu.percent", "disk.used_percent") + 'above = 90\nlabels = {mount = "/[a"}\n',
-     "rule[0].labels.mount"),
-    ("above-and-below", RULE_HEAD + "above = 90\nbelow = 10\n", "rule[0].above"),
-    ("neither-above-nor-below", RULE_HEAD, "rule[0].above"),
-    ("unknown-metric", '[[rule]]\nname = "cpu"\nmetric = "cpu.temperature"\nabove = 90\n', "rule[0].metric"),
-    ("clear-past-threshold", RULE_HEAD + "above = 90\nclear_below = 95\n", "rule[0].clear_below"),
-    ("bad-severity", RULE_HEAD + 'above = 90\nseverity = "urgent"\n', "rule[0].severity"),
-    ("duplicate-rule", RULE_HEAD + "above = 90\n" + RULE_HEAD + "above = 80\n", "rule[1].name"),
+     "rule[cpu].labels.mount"),
+    ("above-and-below", RULE_HEAD + "above = 90\nbelow = 10\n", "rule[cpu].above"),
+    ("neither-above-nor-below", RULE_HEAD, "rule[cpu].above"),
+    ("unknown-metric", '[[rule]]\nname = "cpu"\nmetric = "cpu.temperature"\nabove = 90\n', "rule[cpu].metric"),
+    ("clear-past-threshold", RULE_HEAD + "above = 90\nclear_below = 95\n", "rule[cpu].clear_below"),
+    ("bad-severity", RULE_HEAD + 'above = 90\nseverity = "urgent"\n', "rule[cpu].severity"),
+    ("duplicate-rule", RULE_HEAD + "above = 90\n" + RULE_HEAD + "above = 80\n", "rule[#2].name"),
     ("unknown-default-channel", '[notify]\ndefault = ["team"]\n', "notify.default"),
-    ("unknown-rule-channel", RULE_HEAD + 'above = 90\nnotify = ["team"]\n', "rule[0].notify"),
+    ("unknown-rule-channel", RULE_HEAD + 'above = 90\nnotify = ["team"]\n', "rule[cpu].notify"),
     ("url-without-scheme", '[notify.channels]\nteam = ["hooks.example.com/abc"]\n', "notify.channels.team"),
     ("bad-store", 'store = "mysql://db/siq"\n', "store"),
 ]
@@ -463,3 +463,12 @@ def test_shipped_example_is_valid(siq):
     example = Path(__file__).parent.parent / "examples" / "siq.toml"
     result = siq.siqctl("config", "check", str(example))
     assert result.returncode == 0, result.stderr
+
+
+def test_check_rejects_unknown_apprise_scheme(siq):
+    siq.write_config('[notify.channels]\nteam = ["jsn://user:s3cretpass@127.0.0.1:1/tok3nvalue"]\n')
+    result = siq.siqctl("config", "check")
+    assert result.returncode == 2
+    assert "notify.channels.team" in result.stderr
+    assert "s3cretpass" not in result.stderr
+    assert "tok3nvalue" not in result.stderr

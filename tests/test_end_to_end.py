@@ -67,6 +67,8 @@ def test_clear_then_resolve_notifies(siq, tmpfs, receiver):
     assert titles[0].endswith("opened")
     assert titles[1].endswith("condition cleared")
     assert titles[2].endswith("resolved")
+    assert titles[2].startswith("[RESOLVED]")
+    assert titles[0].startswith("[CRITICAL]")
     assert "deleted the fill file" in messages[2]["message"]
 
 

@@ -23,13 +23,13 @@ def init(
     Example: siqctl init && siqctl config check
     """
     from siqd import paths
-    from siqd.config import ConfigError, checked_store, default_host, starter_config_text
+    from siqd.config import ConfigError, checked_store, default_host, sqlite_location, starter_config_text
 
     target = path or (paths.default_config_dir() / "siq.toml")
     if target.exists() and not force:
         fail(f"{target} already exists; check it with 'siqctl config check {target}' or overwrite with --force")
     try:
-        store_location = checked_store(store) if store else "sqlite://" + str(paths.default_data_dir() / "siq.db")
+        store_location = checked_store(store) if store else sqlite_location(paths.default_data_dir() / "siq.db")
     except ConfigError as error:
         fail(str(error), USAGE)
     text = starter_config_text(host or default_host(), store_location)
@@ -43,7 +43,8 @@ def init(
     except OSError as error:
         fail(f"cannot write {target}: {error.strerror}; choose another place with --path")
     typer.echo(f"Wrote {target}")
-    typer.echo("Next: add notification targets under [notify.channels], then run 'siqctl config check'"
+    check_command = "siqctl config check" + (f" {target}" if path else "")
+    typer.echo(f"Next: add notification targets under [notify.channels], run '{check_command}'"
                " and start 'siqd run'.")
 
 
@@ -65,6 +66,11 @@ def check(
         fail(str(error), USAGE)
     for warning in config.warnings:
         typer.echo(f"warning: {warning}", err=True)
+    from siqd.notify.deliver import unusable_targets
+
+    for channel, masked in unusable_targets(config.notify.channels)[:1]:
+        fail(f"{config.source}: notify.channels.{channel}: Apprise does not accept the URL {masked!r}; "
+             "check its scheme and form against Apprise's list of services", USAGE)
     settings = effective_settings(config)
     if as_json:
         from siqctl.render import to_json

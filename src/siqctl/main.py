@@ -5,7 +5,8 @@ import typer
 from siqctl import config_cmds, context, incidents
 
 app = typer.Typer(
-    help="Work with siq's incidents: list, show, resolve, ignore, comment, reopen and open them.",
+    help="siq's command line: list, show, resolve, ignore, comment on, reopen and open incidents; "
+         "write and check the config.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,

@@ -164,10 +164,16 @@ def incident_detail(incident: Incident, events: list[Event], notifications: list
     lines += ["", "Notifications:"]
     if not notifications:
         lines.append("  none (no channel configured for this incident)")
+    pending_targets: dict[str, int] = {}
     for note in notifications:
-        state = note.status
-        if note.status == "pending" and note.attempts:
-            state = f"retrying at {local_time(note.next_attempt_at)}"
+        state = note.status.replace("_", " ")
+        if note.status == "pending":
+            earlier = pending_targets.get(note.target)
+            if earlier is not None:
+                state = f"queued behind #{earlier} to the same target"
+            elif note.attempts:
+                state = f"retrying at {local_time(note.next_attempt_at)}"
+            pending_targets.setdefault(note.target, note.id)
         attempts = f"{note.attempts} attempt{'s' if note.attempts != 1 else ''}"
         error = f", last error: {note.last_error}" if note.last_error and note.status != "sent" else ""
         lines.append(f"  #{note.id} {note.kind:<9} {note.channel} {note.target_masked}: {state} ({attempts}{error})")

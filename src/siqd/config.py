@@ -354,10 +354,14 @@ def parse_config(data: dict, source: str, path: Path | None = None) -> Config:
     names = set()
     for index, raw in enumerate(raw_rules):
         if not isinstance(raw, dict):
-            raise ConfigError(source, f"rule[{index}]", "expected a table ([[rule]])")
-        rule = _read_rule(_Table(raw, source, f"rule[{index}]."), notify.channels)
+            raise ConfigError(source, f"rule[#{index + 1}]", "expected a table ([[rule]])")
+        # Errors name the rule by its name when it has a usable one, else by
+        # its position in the file, counting from 1.
+        name = raw.get("name")
+        label = name if isinstance(name, str) and name.strip() and "]" not in name else f"#{index + 1}"
+        rule = _read_rule(_Table(raw, source, f"rule[{label}]."), notify.channels)
         if rule.name in names:
-            raise ConfigError(source, f"rule[{index}].name", f"duplicate rule name {rule.name!r}")
+            raise ConfigError(source, f"rule[#{index + 1}].name", f"duplicate rule name {rule.name!r}")
         names.add(rule.name)
         rules.append(rule)
 
@@ -375,7 +379,7 @@ def parse_config(data: dict, source: str, path: Path | None = None) -> Config:
     )
     root.reject_unknown()
     if not config.store:
-        config.store = "sqlite:///" + str(paths.default_data_dir() / "siq.db")
+        config.store = sqlite_location(paths.default_data_dir() / "siq.db")
     if path is not None:
         config.store = _anchor_store(config.store, path.parent)
     return config
@@ -438,7 +442,9 @@ def store_problem(store: str) -> str | None:
     """Return why `store` is not a usable store location, or None."""
     if store.startswith(("postgresql://", "postgres://")):
         return None
-    if store.startswith("sqlite://"):
+    if store.startswith("sqlite:"):
+        if not store.startswith("sqlite://"):
+            return f"invalid SQLite location {store!r}; expected sqlite:///ABSOLUTE/PATH.db or a file path"
         if not store[len("sqlite://"):].strip("/"):
             return "expected sqlite:///PATH/TO/FILE.db, got no path"
         return None
@@ -447,6 +453,12 @@ def store_problem(store: str) -> str | None:
     if not store.strip():
         return "must not be empty"
     return None
+
+
+def sqlite_location(path: Path) -> str:
+    """Return the store location of an SQLite file: "sqlite:///var/lib/siq/siq.db" for an absolute path."""
+    text = str(path)
+    return f"sqlite://{text}" if text.startswith("/") else f"sqlite:///./{text}"
 
 
 def checked_store(store: str, source: str = "--store") -> str:
@@ -476,7 +488,7 @@ def _anchor_store(store: str, base: Path) -> str:
     path = sqlite_path(store)
     if path is None or path.is_absolute():
         return store
-    return "sqlite:///" + str((base / path).resolve())
+    return sqlite_location((base / path).resolve())
 
 
 # --- masking ----------------------------------------------------------------

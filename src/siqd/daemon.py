@@ -193,8 +193,12 @@ class Daemon:
                   store=self.store.location, interval=f"{self.config.interval:g}s", rules=len(self.config.rules),
                   config=self.config.source)
         self.prime_collector(use_saved=False)
-        next_round = time.monotonic()
-        while not self.stop_requested.is_set():
+        first = self._guarded_round()
+        if first is not None:
+            mounts = ",".join(sorted(s.labels["mount"] for s in first if s.metric == "disk.used_percent"))
+            log_event(logger, INFO, "first_round_done", samples=len(first), mounts=mounts)
+        next_round = time.monotonic() + self.config.interval
+        while not self.stop_requested.wait(max(next_round - time.monotonic(), 0)):
             if self.reload_requested:
                 self.reload()
             self._guarded_round()
@@ -202,8 +206,6 @@ class Daemon:
             delay = next_round - time.monotonic()
             if delay < 0:  # fell behind (suspend, slow store): skip missed rounds
                 next_round = time.monotonic() + self.config.interval
-                delay = self.config.interval
-            self.stop_requested.wait(delay)
         if self.worker is not None and self.worker.poll() is None:
             self.worker.terminate()
             try:
@@ -212,11 +214,13 @@ class Daemon:
                 self.worker.kill()
         log_event(logger, INFO, "daemon_stopped", host=self.config.host)
 
-    def _guarded_round(self) -> None:
+    def _guarded_round(self) -> list[Sample] | None:
+        """Run a round, logging a store failure instead of raising; return the samples or None."""
         try:
-            self.run_round()
+            samples = self.run_round()
             self.start_delivery_worker()
             self._errors.forget("round")
+            return samples
         except StoreError as error:
             should_log, suppressed = self._errors.should_log("round", time.time())
             if should_log:
@@ -225,6 +229,7 @@ class Daemon:
                 self.load_states()  # the transaction rolled back; drop what it changed in memory
             except StoreError:
                 pass  # logged above; the next round tries again
+            return None
 
     def run_once(self) -> list[Sample]:
         """Take one round and deliver what is due, then return (`siqd run --once`)."""

@@ -124,7 +124,7 @@ class Incidents:
         with self.store.transaction():
             existing = self.store.find_open_incident(host, MANUAL_RULE, key)
             if existing is not None:
-                event_id = self.store.add_event(existing.id, now, "breach", actor, text or "reported again")
+                self.store.add_event(existing.id, now, "repeat", actor, text or "reported again")
                 self.store.update_incident(existing.id, updated_at=now)
                 return Outcome(self.store.get_incident(existing.id), created=False)
             previous = self.store.last_closed_incident(host, MANUAL_RULE, key)

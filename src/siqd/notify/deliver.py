@@ -104,6 +104,20 @@ def send(url: str, notification: Notification, timeout: float) -> str | None:
     return scrub(capture.error_text(f"delivery failed ({getattr(result, 'status', result)})"), url)
 
 
+def unusable_targets(channels: dict[str, list[str]]) -> list[tuple[str, str]]:
+    """Return (channel, masked URL) for each URL that Apprise does not accept."""
+    import apprise
+
+    from siqd.config import mask_url
+
+    unusable = []
+    for channel, urls in channels.items():
+        for url in urls:
+            if not apprise.Apprise().add(url):
+                unusable.append((channel, mask_url(url)))
+    return unusable
+
+
 def deliver_due(store: Store, config: Config, clock=time.time, deadline: float | None = None,
                 lease: float = 120.0) -> DeliveryReport:
     """Send every due notification once; failures are rescheduled with backoff.

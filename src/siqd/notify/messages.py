@@ -41,8 +41,10 @@ def condition_text(incident: Incident) -> str:
 
 
 def incident_title(incident: Incident, kind: str = "opened") -> str:
+    """Return a notification title; follow-ups that end trouble say so instead of the severity."""
     headline = HEADLINES.get(kind, kind)
-    return f"[{incident.severity.upper()}] #{incident.id} {incident.title} — {headline}"
+    tag = kind.upper() if kind in ("cleared", "resolved", "ignored") else incident.severity.upper()
+    return f"[{tag}] #{incident.id} {incident.title} — {headline}"
 
 
 def describe_incident(host: str, rule: str, labels: dict, metric: str, value: float, comparison: str,

@@ -5,6 +5,7 @@ import sqlite3
 from contextlib import contextmanager
 from pathlib import Path
 
+from siqd.config import sqlite_location
 from siqd.store.base import Store, StoreBusy, StoreError
 
 BUSY_TIMEOUT_MS = 30_000
@@ -28,7 +29,7 @@ class SQLiteStore(Store):
                                          check_same_thread=False)
         except sqlite3.Error as error:
             raise StoreError(f"cannot open store {path}: {error}") from None
-        super().__init__(connection, f"sqlite://{path}" if path.is_absolute() else f"sqlite:///{path}")
+        super().__init__(connection, sqlite_location(path))
         with self.translate_errors():
             connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             mode = connection.execute("PRAGMA journal_mode = WAL").fetchone()[0]
