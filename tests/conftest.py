@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -78,16 +79,40 @@ def receiver():
     started.stop()
 
 
-class Siq:
-    """A config file and SQLite store in a temporary folder, driven through the real siqd and siqctl."""
+PG_SERVER = os.environ.get("SIQ_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 
-    def __init__(self, folder: Path):
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request, tmp_path):
+    """A fresh, empty store location: an SQLite file, or a schema of its own in the test PostgreSQL database."""
+    if request.param == "sqlite":
+        yield f"sqlite://{tmp_path / 'siq.db'}"
+        return
+    import psycopg
+
+    schema = f"siq_test_{uuid.uuid4().hex[:12]}"
+    try:
+        admin = psycopg.connect(PG_SERVER, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as error:
+        pytest.fail(f"PostgreSQL at {PG_SERVER} is not reachable ({error}); .ci/run starts it")
+    admin.execute(f"CREATE SCHEMA {schema}")
+    yield f"{PG_SERVER}?options=-csearch_path%3D{schema}"
+    admin.execute(f"DROP SCHEMA {schema} CASCADE")
+    admin.close()
+
+
+class Siq:
+    """A config file and a store, driven through the real siqd and siqctl."""
+
+    def __init__(self, folder: Path, store_url: str):
         self.folder = folder
         self.config_path = folder / "siq.toml"
-        self.db = folder / "siq.db"
+        self.store_url = store_url
+        self.db = folder / "siq.db"  # the file, when the store is SQLite
+        self.kind = "postgresql" if store_url.startswith("postgresql") else "sqlite"
 
     def write_config(self, text: str) -> Path:
-        base = f'host = "test-host"\nstore = "sqlite:///{self.db}"\n'
+        base = f'host = "test-host"\nstore = "{self.store_url}"\n'
         self.config_path.write_text(base + text)
         self.config_path.chmod(0o600)
         return self.config_path
@@ -115,13 +140,13 @@ class Siq:
     def store(self):
         from siqd.store import open_store
 
-        return open_store(f"sqlite:///{self.db}")
+        return open_store(self.store_url)
 
 
 @pytest.fixture
-def siq(tmp_path):
+def siq(tmp_path, store_url):
     """A config and an empty store, as on a host where siqd has taken its first round."""
-    instance = Siq(tmp_path)
+    instance = Siq(tmp_path, store_url)
     instance.write_config("")
     instance.store().close()
     return instance

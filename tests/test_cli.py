@@ -1,7 +1,6 @@
 """Tests of the incident commands through the real siqctl entry point."""
 
 import getpass
-import sqlite3
 import time
 
 import pytest
@@ -35,10 +34,11 @@ def fire_disk_rule(siq, host="db-1", mount="/") -> int:
 
 def backdate(siq, incident_id: int, seconds: float) -> None:
     """Move an incident's opening time `seconds` into the past."""
-    with sqlite3.connect(siq.db) as connection:
-        connection.execute("UPDATE incidents SET opened_at = opened_at - ?, started_at = started_at - ? "
-                           "WHERE id = ?", (seconds, seconds, incident_id))
-    connection.close()
+    store = siq.store()
+    with store.transaction():
+        store.execute("UPDATE incidents SET opened_at = opened_at - ?, started_at = started_at - ? WHERE id = ?",
+                      (seconds, seconds, incident_id))
+    store.close()
 
 
 def listed_ids(siq, *args) -> list[int]:

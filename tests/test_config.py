@@ -16,7 +16,7 @@ CPU_RULE = '[[rule]]\nname = "cpu"\nmetric = "cpu.percent"\nabove = 90\n'
 
 def init(siq, *args):
     """Run `siqctl init` with a store in the test folder, so nothing lands in the real data folder."""
-    return siq.siqctl("init", "--store", f"sqlite:///{siq.db}", *args)
+    return siq.siqctl("init", "--store", siq.store_url, *args)
 
 
 def check_file(siq, text, mode=0o600):
@@ -61,7 +61,7 @@ def test_init_sets_host_and_store(siq):
     init(siq, "--path", str(target), "--host", "db-1")
     data = tomllib.loads(target.read_text())
     assert data["host"] == "db-1"
-    assert data["store"] == f"sqlite:///{siq.db}"
+    assert data["store"] == siq.store_url
 
 
 def test_init_creates_parent_folders(siq):

@@ -149,10 +149,11 @@ def test_url_secrets_never_logged(siq, tmpfs):
     assert "hunter2secret" not in everything
     assert "t0kenpath" not in everything
     store = siq.store()
-    dump = "\n".join(store.connection.iterdump())
-    assert "hunter2secret" not in dump
+    for table in ("notifications", "delivery_attempts", "events", "incidents"):
+        for row in store.rows(f"SELECT * FROM {table}"):
+            assert "hunter2secret" not in repr(row)
+            assert "t0kenpath" not in repr(row)
     store.close()
-    assert os.stat(siq.db).st_size > 0
 
 
 def test_outbox_survives_restart(siq):

@@ -109,11 +109,11 @@ class FakeClock:
 
 
 @pytest.fixture
-def daemon_factory(tmp_path):
-    store = open_store(f"sqlite:///{tmp_path / 'siq.db'}")
+def daemon_factory(store_url):
+    store = open_store(store_url)
     clock = FakeClock()
     config = parse_config(_toml('host = "db-1"\n' + RULES), "test")
-    config.store = f"sqlite:///{tmp_path / 'siq.db'}"
+    config.store = store_url
 
     def start() -> Daemon:
         daemon = Daemon(config, store, clock=clock)
@@ -195,8 +195,8 @@ def test_cleared_incident_stays_open(daemon_factory):
     assert incident.cleared_at is not None
 
 
-def test_auto_resolve_closes_on_clear(tmp_path):
-    store = open_store(f"sqlite:///{tmp_path / 'siq.db'}")
+def test_auto_resolve_closes_on_clear(store_url):
+    store = open_store(store_url)
     config = parse_config(_toml('host = "db-1"\n' + RULES + "auto_resolve = true\n"), "test")
     clock = FakeClock()
     daemon = Daemon(config, store, clock=clock)
@@ -208,8 +208,8 @@ def test_auto_resolve_closes_on_clear(tmp_path):
     store.close()
 
 
-def test_label_globs_select_series(tmp_path):
-    store = open_store(f"sqlite:///{tmp_path / 'siq.db'}")
+def test_label_globs_select_series(store_url):
+    store = open_store(store_url)
     text = 'host = "db-1"\n[[rule]]\nname = "var-full"\nmetric = "disk.used_percent"\nabove = 90\n' \
            'labels = { mount = "/var*" }\n'
     config = parse_config(_toml(text), "test")
@@ -221,8 +221,8 @@ def test_label_globs_select_series(tmp_path):
     store.close()
 
 
-def test_host_globs_select_hosts(tmp_path):
-    store = open_store(f"sqlite:///{tmp_path / 'siq.db'}")
+def test_host_globs_select_hosts(store_url):
+    store = open_store(store_url)
     text = 'host = "web-1"\n[[rule]]\nname = "db-cpu"\nmetric = "cpu.percent"\nabove = 90\nhosts = ["db-*"]\n'
     daemon = Daemon(parse_config(_toml(text), "test"), store, clock=FakeClock())
     with store.transaction():

@@ -11,31 +11,36 @@ from siqd.store.schema import SCHEMA_VERSION
 from conftest import BIN
 
 
-def test_new_store_at_current_version(tmp_path):
-    store = open_store(f"sqlite:///{tmp_path / 's.db'}")
+def test_new_store_at_current_version(store_url):
+    store = open_store(store_url)
     assert store.schema_version() == SCHEMA_VERSION
+    store.close()
+
+
+def test_sqlite_uses_wal(tmp_path):
+    store = open_store(f"sqlite:///{tmp_path / 's.db'}")
     assert store.scalar("PRAGMA journal_mode") == "wal"
     store.close()
 
 
-def test_migrate_twice_is_harmless(tmp_path):
-    open_store(f"sqlite:///{tmp_path / 's.db'}").close()
-    store = open_store(f"sqlite:///{tmp_path / 's.db'}")
+def test_migrate_twice_is_harmless(store_url):
+    open_store(store_url).close()
+    store = open_store(store_url)
     assert store.schema_version() == SCHEMA_VERSION
     store.close()
 
 
-def test_newer_schema_is_refused(tmp_path):
-    store = open_store(f"sqlite:///{tmp_path / 's.db'}")
+def test_newer_schema_is_refused(store_url):
+    store = open_store(store_url)
     with store.transaction():
         store.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION + 1),))
     store.close()
     with pytest.raises(SchemaTooNew, match="upgrade siq"):
-        open_store(f"sqlite:///{tmp_path / 's.db'}")
+        open_store(store_url)
 
 
-def test_one_open_incident_per_series(tmp_path):
-    store = open_store(f"sqlite:///{tmp_path / 's.db'}")
+def test_one_open_incident_per_series(store_url):
+    store = open_store(store_url)
     values = dict(host="h", rule="r", series="mount=/", title="t", severity="warning", status="open",
                   source="rule", started_at=1.0, opened_at=1.0)
     with store.transaction():

@@ -5,6 +5,7 @@ expected form; unknown keys are errors, not silently ignored.
 """
 
 import os
+import re
 import stat
 import tomllib
 from siqd.records import Factory, Record
@@ -529,6 +530,11 @@ def _looks_like_host(authority: str) -> bool:
     return False
 
 
+def masked_location(store: str) -> str:
+    """Return a store location with any password replaced by ****."""
+    return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1****@", store)
+
+
 def masked_channels(settings: NotifySettings) -> dict[str, list[str]]:
     return {name: [mask_url(url) for url in urls] for name, urls in settings.channels.items()}
 
@@ -607,7 +613,7 @@ def effective_settings(config: Config) -> dict:
         rules.append(entry)
     return {
         "host": config.host,
-        "store": mask_url(config.store) if config.store.startswith("postgres") else config.store,
+        "store": masked_location(config.store),
         "interval": format_duration(config.interval, exact=True),
         "dashboard_url": config.dashboard_url or "",
         "log_level": config.log_level,

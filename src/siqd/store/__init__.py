@@ -2,7 +2,7 @@
 
 from siqd.store.base import (  # noqa: F401  (re-exported)
     IGNORED, OPEN, RESOLVED, STATUSES, Incident, IncidentNotFound, SchemaTooNew, Store, StoreBusy,
-    StoreError, series_key,
+    StoreConflict, StoreError, StoreUnavailable, series_key,
 )
 
 
@@ -15,9 +15,16 @@ def open_store(location: str, migrate: bool = True, create: bool = True) -> Stor
     from siqd.config import sqlite_path
 
     if location.startswith(("postgresql://", "postgres://")):
-        # NOTE: the PostgreSQL backend is not built yet; the schema and every
-        # query above the store are written to be portable to it.
-        raise StoreError("the PostgreSQL store is not available in this version of siq; use sqlite:///PATH")
+        from siqd.store.postgres import PostgresStore
+
+        store = PostgresStore(location)
+        if migrate:
+            try:
+                store.migrate()
+            except BaseException:
+                store.close()
+                raise
+        return store
     path = sqlite_path(location)
     if path is None:
         raise StoreError(f"unsupported store location {location!r}; expected sqlite:///PATH")

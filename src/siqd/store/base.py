@@ -26,6 +26,14 @@ class StoreBusy(StoreError):
     """The store stayed locked by another writer past the busy timeout."""
 
 
+class StoreUnavailable(StoreError):
+    """The store cannot be reached (server down, connection lost); retrying later may succeed."""
+
+
+class StoreConflict(StoreError):
+    """A write broke a uniqueness rule, such as a second open incident for one series."""
+
+
 class SchemaTooNew(StoreError):
     """The store was migrated by a newer siq; this one must not write to it."""
 
@@ -158,6 +166,26 @@ class Store:
     def begin_write(self) -> None:
         raise NotImplementedError
 
+    def commit_write(self) -> None:
+        with self.translate_errors():
+            self.connection.commit()
+
+    def rollback_write(self) -> None:
+        self.connection.rollback()
+
+    def lock_key(self, key: str) -> None:
+        """Serialize writers that work on one key (a series) until the transaction ends.
+
+        SQLite needs nothing: BEGIN IMMEDIATE already admits one writer at a time.
+        """
+
+    def lock_migrations(self) -> None:
+        """Make concurrent migrations wait for each other; SQLite's write lock already does."""
+
+    def for_update(self) -> str:
+        """Return the clause that locks the rows a SELECT reads, where the database needs one."""
+        return ""
+
     @contextmanager
     def transaction(self):
         """Run the block as one write transaction; nested blocks join the outer one."""
@@ -174,11 +202,13 @@ class Store:
             yield self
         except BaseException:
             self._depth = 0
-            self.connection.rollback()
+            try:
+                self.rollback_write()
+            except Exception:  # the connection may be gone; the original error matters more
+                pass
             raise
         self._depth = 0
-        with self.translate_errors():
-            self.connection.commit()
+        self.commit_write()
 
     def close(self) -> None:
         self.connection.close()
@@ -199,6 +229,7 @@ class Store:
         if self.schema_version() == SCHEMA_VERSION:  # the common case needs no write lock
             return
         with self.transaction():
+            self.lock_migrations()
             if not self.table_exists("meta"):
                 self.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
             current = self.schema_version()
@@ -244,6 +275,8 @@ class Store:
     def write_samples(self, host: str, ts: float, samples) -> None:
         """Store one round of samples (objects with metric, labels, value, unit)."""
         rows = [(self.series_id(host, s.metric, s.labels, s.unit), ts, s.value) for s in samples]
+        if not rows:
+            return
         with self.translate_errors():
             cursor = self.connection.cursor()
             cursor.executemany(
@@ -313,8 +346,9 @@ class Store:
         assignments = ", ".join(f"{name} = ?" for name in values)
         self.execute(f"UPDATE incidents SET {assignments} WHERE id = ?", [*values.values(), incident_id])
 
-    def get_incident(self, incident_id: int) -> Incident:
-        row = self.row(f"SELECT {INCIDENT_COLUMNS} FROM incidents WHERE id = ?", (incident_id,))
+    def get_incident(self, incident_id: int, for_update: bool = False) -> Incident:
+        lock = self.for_update() if for_update else ""
+        row = self.row(f"SELECT {INCIDENT_COLUMNS} FROM incidents WHERE id = ?{lock}", (incident_id,))
         if row is None:
             raise IncidentNotFound(
                 f"incident {incident_id} not found; list incidents with 'siqctl incidents list --status all'"
@@ -337,9 +371,9 @@ class Store:
         )
         return Incident.from_row(row) if row else None
 
-    def glob_clause(self, column: str) -> str:
-        """Return an SQL condition matching `column` against a shell glob parameter (fnmatch rules)."""
-        return f"{column} GLOB ?"
+    def glob_clause(self, column: str, pattern: str) -> tuple[str, str]:
+        """Return an SQL condition and its parameter matching `column` against a shell glob."""
+        return f"{column} GLOB ?", pattern
 
     def list_incidents(self, statuses: list[str] | None = None, since: float | None = None,
                        limit: int | None = None, host: str | None = None,
@@ -354,8 +388,9 @@ class Store:
             params.append(since)
         for column, pattern in (("host", host), ("rule", rule)):
             if pattern is not None:
-                clauses.append(self.glob_clause(column))
-                params.append(pattern)
+                clause, param = self.glob_clause(column, pattern)
+                clauses.append(clause)
+                params.append(param)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         statement = f"SELECT {INCIDENT_COLUMNS} FROM incidents {where} ORDER BY id DESC"
         if limit:

@@ -1,8 +1,10 @@
 """The store's schema as an ordered list of migrations.
 
 Each migration is a list of statements applied in one transaction; the
-`meta` table records the schema version. Statements use portable SQL;
-`{autoid}` and `{without_rowid}` are filled in per database.
+`meta` table records the schema version. Statements are written for both
+SQLite and PostgreSQL: `{autoid}` and `{without_rowid}` are filled in per
+database, and times are DOUBLE PRECISION epoch seconds (PostgreSQL's REAL
+has only 24 bits of mantissa, too few for a timestamp).
 """
 
 SCHEMA_VERSION = 1
@@ -12,9 +14,9 @@ MIGRATIONS: list[list[str]] = [
     [
         """CREATE TABLE hosts (
             name TEXT PRIMARY KEY,
-            first_seen REAL NOT NULL,
-            last_seen REAL NOT NULL,
-            interval REAL,
+            first_seen DOUBLE PRECISION NOT NULL,
+            last_seen DOUBLE PRECISION NOT NULL,
+            interval DOUBLE PRECISION,
             version TEXT
         )""",
         """CREATE TABLE series (
@@ -26,9 +28,9 @@ MIGRATIONS: list[list[str]] = [
             UNIQUE (host, metric, labels)
         )""",
         """CREATE TABLE samples (
-            series_id INTEGER NOT NULL,
-            ts REAL NOT NULL,
-            value REAL NOT NULL,
+            series_id BIGINT NOT NULL,
+            ts DOUBLE PRECISION NOT NULL,
+            value DOUBLE PRECISION NOT NULL,
             PRIMARY KEY (series_id, ts)
         ){without_rowid}""",
         """CREATE TABLE rule_states (
@@ -36,9 +38,9 @@ MIGRATIONS: list[list[str]] = [
             rule TEXT NOT NULL,
             series TEXT NOT NULL,
             state TEXT NOT NULL,
-            since REAL NOT NULL,
-            value REAL,
-            updated_at REAL NOT NULL,
+            since DOUBLE PRECISION NOT NULL,
+            value DOUBLE PRECISION,
+            updated_at DOUBLE PRECISION NOT NULL,
             PRIMARY KEY (host, rule, series)
         )""",
         """CREATE TABLE incidents (
@@ -52,37 +54,37 @@ MIGRATIONS: list[list[str]] = [
             severity TEXT NOT NULL,
             status TEXT NOT NULL,
             source TEXT NOT NULL,
-            value REAL,
-            threshold REAL,
+            value DOUBLE PRECISION,
+            threshold DOUBLE PRECISION,
             comparison TEXT,
             unit TEXT NOT NULL DEFAULT '',
-            for_seconds REAL,
-            started_at REAL NOT NULL,
-            opened_at REAL NOT NULL,
-            cleared_at REAL,
-            closed_at REAL,
+            for_seconds DOUBLE PRECISION,
+            started_at DOUBLE PRECISION NOT NULL,
+            opened_at DOUBLE PRECISION NOT NULL,
+            cleared_at DOUBLE PRECISION,
+            closed_at DOUBLE PRECISION,
             closed_by TEXT,
             resolution TEXT,
-            previous_id INTEGER,
-            updated_at REAL NOT NULL
+            previous_id BIGINT,
+            updated_at DOUBLE PRECISION NOT NULL
         )""",
         "CREATE UNIQUE INDEX incidents_one_open ON incidents (host, rule, series) WHERE status = 'open'",
         "CREATE INDEX incidents_status_opened ON incidents (status, opened_at)",
         "CREATE INDEX incidents_host_rule ON incidents (host, rule, closed_at)",
         """CREATE TABLE events (
             id {autoid},
-            incident_id INTEGER NOT NULL REFERENCES incidents (id),
-            ts REAL NOT NULL,
+            incident_id BIGINT NOT NULL REFERENCES incidents (id),
+            ts DOUBLE PRECISION NOT NULL,
             kind TEXT NOT NULL,
             actor TEXT NOT NULL,
             text TEXT NOT NULL DEFAULT '',
-            value REAL
+            value DOUBLE PRECISION
         )""",
         "CREATE INDEX events_incident ON events (incident_id, id)",
         """CREATE TABLE notifications (
             id {autoid},
-            incident_id INTEGER NOT NULL REFERENCES incidents (id),
-            event_id INTEGER REFERENCES events (id),
+            incident_id BIGINT NOT NULL REFERENCES incidents (id),
+            event_id BIGINT REFERENCES events (id),
             channel TEXT NOT NULL,
             target TEXT NOT NULL,
             target_masked TEXT NOT NULL,
@@ -92,26 +94,26 @@ MIGRATIONS: list[list[str]] = [
             body TEXT NOT NULL,
             status TEXT NOT NULL,
             attempts INTEGER NOT NULL DEFAULT 0,
-            created_at REAL NOT NULL,
-            next_attempt_at REAL NOT NULL,
-            claimed_until REAL,
-            sent_at REAL,
+            created_at DOUBLE PRECISION NOT NULL,
+            next_attempt_at DOUBLE PRECISION NOT NULL,
+            claimed_until DOUBLE PRECISION,
+            sent_at DOUBLE PRECISION,
             last_error TEXT
         )""",
         "CREATE INDEX notifications_due ON notifications (status, next_attempt_at)",
         "CREATE INDEX notifications_incident ON notifications (incident_id, target)",
         """CREATE TABLE delivery_attempts (
             id {autoid},
-            notification_id INTEGER NOT NULL REFERENCES notifications (id),
-            ts REAL NOT NULL,
+            notification_id BIGINT NOT NULL REFERENCES notifications (id),
+            ts DOUBLE PRECISION NOT NULL,
             ok INTEGER NOT NULL,
             error TEXT,
-            duration REAL
+            duration DOUBLE PRECISION
         )""",
         "CREATE INDEX delivery_attempts_notification ON delivery_attempts (notification_id, id)",
         """CREATE TABLE collector_state (
             host TEXT PRIMARY KEY,
-            ts REAL NOT NULL,
+            ts DOUBLE PRECISION NOT NULL,
             data TEXT NOT NULL
         )""",
     ],

@@ -6,7 +6,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from siqd.config import sqlite_location
-from siqd.store.base import Store, StoreBusy, StoreError
+from siqd.store.base import Store, StoreBusy, StoreConflict, StoreError
 
 BUSY_TIMEOUT_MS = 30_000
 
@@ -69,5 +69,7 @@ class SQLiteStore(Store):
             if "readonly" in text or "unable to open" in text:
                 raise StoreError(f"store {self.path}: {text}; check its permissions") from None
             raise StoreError(f"store {self.path}: {text}") from None
+        except sqlite3.IntegrityError as error:
+            raise StoreConflict(f"store {self.path}: {error}") from None
         except sqlite3.DatabaseError as error:
             raise StoreError(f"store {self.path}: {error}") from None
