@@ -2,7 +2,7 @@
 
 import typer
 
-from siqctl import config_cmds, context, incidents
+from siqctl import config_cmds, context, hosts, incidents
 
 app = typer.Typer(
     help="siq's command line: list, show, resolve, ignore, comment on, reopen and open incidents; "
@@ -35,6 +35,7 @@ def global_options(
 
 
 incidents.register(app)
+hosts.register(app)
 config_cmds.register(app)
 
 

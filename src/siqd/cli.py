@@ -42,8 +42,9 @@ def main(argv: list[str] | None = None) -> None:
 
 def _run(args) -> int:
     from siqd.config import ConfigError, checked_store, find_config_file, load_config
+    from siqd.buffer import BufferError
     from siqd.log import get_logger, log_event, setup_logging
-    from siqd.store import StoreError, open_store
+    from siqd.store import StoreError, StoreUnavailable, open_store
 
     try:
         config = load_config(find_config_file(args.config))
@@ -57,8 +58,18 @@ def _run(args) -> int:
     for warning in config.warnings:
         log_event(logger, 30, "config_warning", message=warning)
 
+    store_ready = True
     try:
         store = open_store(config.store)
+    except StoreUnavailable as error:
+        if args.command != "run":
+            print(f"siqd: error: {error}", file=sys.stderr)
+            return 1
+        # Sample anyway: rounds wait in the outage buffer until the store is back.
+        from siqd.store.postgres import PostgresStore
+
+        store = PostgresStore(config.store, connect=False)
+        store_ready = False
     except StoreError as error:
         print(f"siqd: error: {error}", file=sys.stderr)
         return 1
@@ -72,13 +83,14 @@ def _run(args) -> int:
         from siqd.daemon import Daemon
 
         daemon = Daemon(config, store)
+        daemon.store_ready = store_ready
         if args.once:
             samples = daemon.run_once()
             log_event(logger, 20, "round_done", host=config.host, samples=len(samples), store=store.location)
         else:
             daemon.run_forever()
         return 0
-    except StoreError as error:
+    except (StoreError, BufferError) as error:
         print(f"siqd: error: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

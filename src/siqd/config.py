@@ -82,6 +82,8 @@ class Config(Record):
     dashboard_url: str | None = None
     log_level: str = "info"
     retention_raw: float = 48 * 3600.0
+    buffer_path: Path | None = None
+    buffer_max_rounds: int = 8640
     disks: DiskSettings = Factory(DiskSettings)
     notify: NotifySettings = Factory(NotifySettings)
     rules: list[Rule] = Factory(list)
@@ -328,6 +330,15 @@ def _read_retention(table: _Table) -> float:
     return raw
 
 
+def _read_buffer(table: _Table) -> dict:
+    path = table.string("path")
+    max_rounds = table.get("max_rounds", int, "a whole number of rounds", 8640)
+    if max_rounds < 1:
+        raise table.error("max_rounds", f"must be at least 1, got {max_rounds}")
+    table.reject_unknown()
+    return {"buffer_path": Path(path).expanduser() if path else None, "buffer_max_rounds": max_rounds}
+
+
 def parse_config(data: dict, source: str, path: Path | None = None) -> Config:
     """Build a Config from parsed TOML `data`; raise ConfigError on the first problem."""
     root = _Table(data, source, "")
@@ -374,6 +385,7 @@ def parse_config(data: dict, source: str, path: Path | None = None) -> Config:
         dashboard_url=dashboard_url.rstrip("/") if dashboard_url else None,
         log_level=log_level,
         retention_raw=_read_retention(root.table("retention")),
+        **_read_buffer(root.table("buffer")),
         disks=_read_disks(root.table("disks")),
         notify=notify,
         rules=rules if "rule" in data else default_rules(),
@@ -383,6 +395,10 @@ def parse_config(data: dict, source: str, path: Path | None = None) -> Config:
         config.store = sqlite_location(paths.default_data_dir() / "siq.db")
     if path is not None:
         config.store = _anchor_store(config.store, path.parent)
+        if config.buffer_path is not None and not config.buffer_path.is_absolute():
+            config.buffer_path = (path.parent / config.buffer_path).resolve()
+    if config.buffer_path is None:
+        config.buffer_path = paths.default_data_dir() / f"buffer-{config.host}.db"
     return config
 
 
@@ -618,6 +634,7 @@ def effective_settings(config: Config) -> dict:
         "dashboard_url": config.dashboard_url or "",
         "log_level": config.log_level,
         "retention": {"raw": format_duration(config.retention_raw, exact=True)},
+        "buffer": {"path": str(config.buffer_path), "max_rounds": config.buffer_max_rounds},
         "disks": {
             "skip_fstypes": config.disks.skip_fstypes,
             "skip_tmpfs_under": config.disks.skip_tmpfs_under,

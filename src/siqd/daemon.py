@@ -15,12 +15,13 @@ import threading
 import time
 
 from siqd import __version__
+from siqd.buffer import OutageBuffer, transition_record
 from siqd.collect.host import Counters, HostCollector, Sample
 from siqd.config import Config, ConfigError, Rule, load_config
 from siqd.incidents import Incidents
 from siqd.log import RepeatFilter, get_logger, log_event
 from siqd.rules import CLEAR, FIRE, SeriesState, evaluate, rule_matches
-from siqd.store import Store, StoreError, series_key
+from siqd.store import Store, StoreError, StoreUnavailable, series_key
 
 logger = get_logger("daemon")
 
@@ -35,6 +36,8 @@ RETENTION_BATCH = 5000
 # A delivery worker running longer than this is stopped; its claims expire and
 # the next worker retries.
 DELIVERY_WORKER_LIMIT = 300.0
+# Reconnection attempts to an unreachable store back off up to this many seconds.
+MAX_RECONNECT_DELAY = 60.0
 
 
 class Daemon:
@@ -50,28 +53,49 @@ class Daemon:
         self.worker: subprocess.Popen | None = None
         self.worker_started = 0.0
         self._errors = RepeatFilter()
+        # Set when the store could not be reached at start: migrate and load states on the first write.
+        self.store_ready = True
+        self.states_loaded = False
+        self.outage_since: float | None = None
+        self.outage_attempts = 0
+        self.next_store_attempt = 0.0
+        self.buffer: OutageBuffer | None = None
+        if store.kind != "sqlite":
+            self.buffer = OutageBuffer(config.buffer_path, config.buffer_max_rounds)
 
     # -- state ----------------------------------------------------------------------------
 
     def load_states(self) -> None:
-        """Restore pending and firing series from the store, so a restart keeps `for` windows."""
+        """Restore pending and firing series from the store, so a restart keeps `for` windows.
+
+        States the daemon already holds (evaluated while the store was
+        unreachable) are newer than the stored ones and win.
+        """
         known = {rule.name for rule in self.config.rules}
-        self.states = {}
+        loaded: dict[tuple[str, str], SeriesState] = {}
         stale = []
         for row in self.store.load_rule_states(self.config.host):
             if row["rule"] not in known:
                 stale.append(row)
                 continue
-            self.states[(row["rule"], row["series"])] = SeriesState(row["state"], row["since"], row["value"])
+            loaded[(row["rule"], row["series"])] = SeriesState(row["state"], row["since"], row["value"])
         if stale:
             with self.store.transaction():
                 for row in stale:
                     self.store.delete_rule_state(self.config.host, row["rule"], row["series"])
+        if self.states_loaded:
+            self.states = loaded
+        else:
+            self.states = {**loaded, **{key: state for key, state in self.states.items() if key[0] in known}}
+        self.states_loaded = True
 
     def prime_collector(self, use_saved: bool) -> None:
         """Get a first counter reading: the one a previous `--once` saved, or a fresh one."""
         if use_saved:
-            saved = self.store.load_collector_state(self.config.host)
+            try:
+                saved = self.store.load_collector_state(self.config.host)
+            except StoreUnavailable:
+                saved = None
             if saved is not None and self.clock() - saved[0] <= SAVED_COUNTERS_MAX_AGE:
                 try:
                     self.collector.previous = Counters.from_json(saved[1])
@@ -84,20 +108,34 @@ class Daemon:
     # -- one round ----------------------------------------------------------------------
 
     def run_round(self, save_counters: bool = False) -> list[Sample]:
-        """Take one round of samples, store them and act on the rules; return the samples."""
+        """Take one round of samples, store them and act on the rules; return the samples.
+
+        If the store is unreachable and a buffer is configured, the round goes
+        to the buffer, and buffered rounds are written first once it is back.
+        """
         samples = self.collector.collect()
         now = self.clock()
-        with self.store.transaction():
-            self.store.mark_host_seen(self.config.host, now, self.config.interval, __version__)
-            self.store.write_samples(self.config.host, now, samples)
-            if save_counters and self.collector.previous is not None:
-                self.store.save_collector_state(self.config.host, now, self.collector.previous.to_json())
-            self.evaluate_rules(samples, now)
-            cutoff = now - self.config.retention_raw
-            self.store.delete_samples_before(cutoff, RETENTION_BATCH)
+        changes, transitions = self.decide(samples, now)
+        if self.buffer is not None and (self.outage_since is not None or len(self.buffer)):
+            if not self.flush_buffer():
+                self.buffer_round(now, samples, transitions)
+                return samples
+        try:
+            self.write_round(now, samples, changes, transitions, save_counters)
+        except StoreUnavailable as error:
+            if self.buffer is None:
+                raise
+            self.start_outage(error)
+            self.buffer_round(now, samples, transitions)
         return samples
 
-    def evaluate_rules(self, samples: list[Sample], now: float) -> None:
+    def decide(self, samples: list[Sample], now: float) -> tuple[list, list[dict]]:
+        """Evaluate every rule on its series and update the in-memory states.
+
+        Returns the state changes to persist, as (key, state or None), and
+        the transitions to apply, in order. Nothing is written here.
+        """
+        changes, transitions = [], []
         host = self.config.host
         for rule in self.config.rules:
             for sample in samples:
@@ -106,40 +144,134 @@ class Daemon:
                 key = (rule.name, series_key(sample.labels))
                 before = self.states.get(key)
                 after, transition = evaluate(rule, before, sample.value, now)
-                self._persist_state(key, before, after, now)
+                if after is None:
+                    self.states.pop(key, None)
+                    if before is not None:
+                        changes.append((key, None))
+                else:
+                    self.states[key] = after
+                    if before is None or before.state != after.state or before.since != after.since:
+                        changes.append((key, after))
                 if transition is not None:
-                    self._apply(rule, sample, transition, now)
+                    transitions.append(transition_record(rule.name, sample, transition))
+        return changes, transitions
 
-    def _persist_state(self, key, before: SeriesState | None, after: SeriesState | None, now: float) -> None:
-        if after is None:
-            self.states.pop(key, None)
-            if before is not None:
-                self.store.delete_rule_state(self.config.host, *key)
+    def evaluate_rules(self, samples: list[Sample], now: float) -> None:
+        """Evaluate the rules and write the outcome, inside the caller's transaction."""
+        changes, transitions = self.decide(samples, now)
+        self._persist_states(changes, now)
+        for record in transitions:
+            self._apply(record, now)
+
+    def write_round(self, ts: float, samples: list[Sample], changes: list, transitions: list[dict],
+                    save_counters: bool = False) -> None:
+        """Write one round (taken at `ts`) to the store in one transaction."""
+        if not self.store_ready:
+            self.store.migrate()
+            self.store_ready = True
+        if not self.states_loaded:
+            self.load_states()
+        with self.store.transaction():
+            self.store.mark_host_seen(self.config.host, ts, self.config.interval, __version__)
+            self.store.write_samples(self.config.host, ts, samples)
+            if save_counters and self.collector.previous is not None:
+                self.store.save_collector_state(self.config.host, ts, self.collector.previous.to_json())
+            self._persist_states(changes, ts)
+            for record in transitions:
+                self._apply(record, ts)
+            self.store.delete_samples_before(self.clock() - self.config.retention_raw, RETENTION_BATCH)
+
+    def _persist_states(self, changes: list, now: float) -> None:
+        for (rule, series), state in changes:
+            if state is None:
+                self.store.delete_rule_state(self.config.host, rule, series)
+            else:
+                self.store.save_rule_state(self.config.host, rule, series, state.state, state.since, state.value, now)
+
+    def _sync_states(self, now: float) -> None:
+        """Replace the host's stored rule states with the in-memory ones (after an outage)."""
+        with self.store.transaction():
+            for row in self.store.load_rule_states(self.config.host):
+                if (row["rule"], row["series"]) not in self.states:
+                    self.store.delete_rule_state(self.config.host, row["rule"], row["series"])
+            self._persist_states(list(self.states.items()), now)
+
+    def _apply(self, record: dict, now: float) -> None:
+        rule = next((rule for rule in self.config.rules if rule.name == record["rule"]), None)
+        if rule is None:  # removed by a reload while the round waited in the buffer
+            log_event(logger, WARNING, "transition_dropped", rule=record["rule"], reason="rule no longer configured")
             return
-        self.states[key] = after
-        if before is None or before.state != after.state or before.since != after.since:
-            self.store.save_rule_state(self.config.host, key[0], key[1], after.state, after.since, after.value, now)
-
-    def _apply(self, rule: Rule, sample: Sample, transition, now: float) -> None:
-        fields = dict(host=self.config.host, rule=rule.name, series=series_key(sample.labels) or None,
-                      value=sample.value)
-        if transition.kind == FIRE:
-            outcome = self.incidents.fire(rule, self.config.host, sample.labels, sample.unit, sample.value,
-                                          transition.started_at, now)
+        labels = record["labels"]
+        fields = dict(host=self.config.host, rule=rule.name, series=series_key(labels) or None, value=record["value"])
+        if record["kind"] == FIRE:
+            outcome = self.incidents.fire(rule, self.config.host, labels, record["unit"], record["value"],
+                                          record["started_at"], now)
             event = "incident_opened" if outcome.created else "incident_breach_again"
             log_event(logger, WARNING, event, incident=outcome.incident.id, **fields, queued=outcome.queued)
-        elif transition.kind == CLEAR:
-            outcome = self.incidents.clear(rule, self.config.host, sample.labels, sample.unit, sample.value, now)
+        elif record["kind"] == CLEAR:
+            outcome = self.incidents.clear(rule, self.config.host, labels, record["unit"], record["value"], now)
             if outcome is not None:
                 log_event(logger, INFO, "condition_cleared", incident=outcome.incident.id, **fields,
                           status=outcome.incident.status)
+
+    # -- store outages ------------------------------------------------------------------
+
+    def start_outage(self, error: StoreError) -> None:
+        if self.outage_since is None:
+            self.outage_since = self.clock()
+            self.outage_attempts = 0
+            log_event(logger, ERROR, "store_unavailable", store=self.store.location, error=error,
+                      buffer=self.buffer.path if self.buffer else None)
+        self.outage_attempts += 1
+        self.next_store_attempt = time.monotonic() + min(2 ** self.outage_attempts, MAX_RECONNECT_DELAY)
+
+    def buffer_round(self, ts: float, samples: list[Sample], transitions: list[dict]) -> None:
+        dropped = self.buffer.append(ts, samples, transitions, self.states)
+        if dropped:
+            log_event(logger, WARNING, "buffer_full", buffer=self.buffer.path, max_rounds=self.buffer.max_rounds,
+                      dropped="samples of the oldest rounds; rule transitions are kept")
+
+    def flush_buffer(self) -> bool:
+        """Write buffered rounds to the store in order; return True once the buffer is empty."""
+        if self.outage_since is not None and time.monotonic() < self.next_store_attempt:
+            return False
+        written = 0
+        try:
+            while True:
+                batch = self.buffer.rounds()
+                if not batch:
+                    break
+                for buffered in batch:
+                    try:
+                        self.write_round(buffered.ts, buffered.samples, [], buffered.transitions)
+                    except StoreUnavailable:
+                        raise
+                    except StoreError as error:  # this round cannot be written; keep the rest moving
+                        log_event(logger, ERROR, "buffered_round_failed", ts=buffered.ts, error=error)
+                    self.buffer.remove(buffered.row_id)
+                    written += 1
+            self._sync_states(self.clock())
+            self.buffer.clear_states()
+        except StoreUnavailable as error:
+            self.start_outage(error)
+            return False
+        if self.outage_since is not None or written:
+            log_event(logger, INFO, "store_back", store=self.store.location, rounds_written=written,
+                      outage=f"{self.clock() - (self.outage_since or self.clock()):.0f}s")
+        self.outage_since = None
+        return True
 
     # -- deliveries ---------------------------------------------------------------------
 
     def deliver_in_process(self) -> None:
         from siqd.notify.deliver import deliver_due
 
-        deliver_due(self.store, self.config, deadline=self.clock() + DELIVERY_WORKER_LIMIT)
+        if self.outage_since is not None:
+            return
+        try:
+            deliver_due(self.store, self.config, deadline=self.clock() + DELIVERY_WORKER_LIMIT)
+        except StoreUnavailable as error:
+            log_event(logger, ERROR, "delivery_skipped", store=self.store.location, error=error)
 
     def start_delivery_worker(self) -> None:
         """Start `siqd deliver` in a child process when notifications are due and none is running."""
@@ -153,7 +285,7 @@ class Daemon:
                 else:
                     return
             self.worker = None
-        if not self.store.count_due_notifications(self.clock()):
+        if self.outage_since is not None or not self.store.count_due_notifications(self.clock()):
             return
         command = [sys.executable, "-m", "siqd", "deliver"]
         if self.config.path is not None:
@@ -186,9 +318,20 @@ class Daemon:
         self.load_states()
         log_event(logger, INFO, "config_reloaded", file=self.config.source, rules=len(new.rules))
 
+    def load_states_at_start(self) -> None:
+        """Load rule states; with a buffer, an unreachable store only delays it to the first write."""
+        try:
+            self.load_states()
+        except StoreUnavailable as error:
+            if self.buffer is None:
+                raise
+            known = {rule.name for rule in self.config.rules}
+            self.states = {key: state for key, state in self.buffer.load_states().items() if key[0] in known}
+            self.start_outage(error)
+
     def run_forever(self) -> None:
         self.install_signal_handlers()
-        self.load_states()
+        self.load_states_at_start()
         log_event(logger, INFO, "daemon_started", version=__version__, host=self.config.host,
                   store=self.store.location, interval=f"{self.config.interval:g}s", rules=len(self.config.rules),
                   config=self.config.source)
@@ -233,7 +376,7 @@ class Daemon:
 
     def run_once(self) -> list[Sample]:
         """Take one round and deliver what is due, then return (`siqd run --once`)."""
-        self.load_states()
+        self.load_states_at_start()
         self.prime_collector(use_saved=True)
         samples = self.run_round(save_counters=True)
         self.deliver_in_process()

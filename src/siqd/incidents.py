@@ -47,6 +47,7 @@ class Incidents:
         """
         key = series_key(labels)
         with self.store.transaction():
+            self._lock_series(host, rule.name, key)
             existing = self.store.find_open_incident(host, rule.name, key)
             if existing is not None:
                 text = (f"condition returned: {format_value(value, unit)} {rule.comparison} "
@@ -84,6 +85,7 @@ class Incidents:
         """
         key = series_key(labels)
         with self.store.transaction():
+            self._lock_series(host, rule.name, key)
             incident = self.store.find_open_incident(host, rule.name, key)
             if incident is None:
                 incident = self._latest_uncleared(host, rule.name, key)
@@ -122,6 +124,7 @@ class Incidents:
         labels = {"title": title}
         key = series_key(labels)
         with self.store.transaction():
+            self._lock_series(host, MANUAL_RULE, key)
             existing = self.store.find_open_incident(host, MANUAL_RULE, key)
             if existing is not None:
                 self.store.add_event(existing.id, now, "repeat", actor, text or "reported again")
@@ -160,7 +163,8 @@ class Incidents:
 
     def reopen(self, incident_id: int, actor: str, text: str, now: float) -> Outcome:
         with self.store.transaction():
-            incident = self.store.get_incident(incident_id)
+            incident = self.store.get_incident(incident_id, for_update=True)
+            self._lock_series(incident.host, incident.rule, incident.series)
             if incident.status == OPEN:
                 raise IncidentError(f"incident {incident_id} is already open")
             other = self.store.find_open_incident(incident.host, incident.rule, incident.series)
@@ -181,15 +185,25 @@ class Incidents:
         if not text.strip():
             raise IncidentError(f"the comment is empty; write it as: siqctl comment {incident_id} 'checked the logs'")
         with self.store.transaction():
-            self.store.get_incident(incident_id)
+            self.store.get_incident(incident_id, for_update=True)
             self.store.add_event(incident_id, now, "comment", actor, text.strip())
             self.store.update_incident(incident_id, updated_at=now)
             return Outcome(self.store.get_incident(incident_id))
 
     # -- shared steps ---------------------------------------------------------------------
 
+    def _lock_series(self, host: str, rule: str, key: str) -> None:
+        """Make other writers on this (host, rule, series) wait until this transaction ends.
+
+        With PostgreSQL, two daemons may notice the same thing at once; the
+        lock makes the second one see the first one's incident instead of
+        failing on the one-open-incident constraint.
+        """
+        self.store.lock_key(f"incident\x1f{host}\x1f{rule}\x1f{key}")
+
     def _open_incident(self, incident_id: int, action: str) -> Incident:
-        incident = self.store.get_incident(incident_id)
+        """Return the incident, locked for this transaction; raise unless it is open."""
+        incident = self.store.get_incident(incident_id, for_update=True)
         if incident.status != OPEN:
             raise IncidentError(
                 f"incident {incident_id} is already {incident.status} by {incident.closed_by} at "

@@ -180,7 +180,14 @@ class Store:
         """
 
     def lock_migrations(self) -> None:
-        """Make concurrent migrations wait for each other; SQLite's write lock already does."""
+        """Make concurrent migrations wait for each other; SQLite's write lock already does.
+
+        The lock is taken before the migration's transaction begins, so that
+        transaction sees what an earlier migration committed.
+        """
+
+    def unlock_migrations(self) -> None:
+        pass
 
     def for_update(self) -> str:
         """Return the clause that locks the rows a SELECT reads, where the database needs one."""
@@ -228,8 +235,14 @@ class Store:
         """Bring the schema up to date; refuse a store written by a newer siq."""
         if self.schema_version() == SCHEMA_VERSION:  # the common case needs no write lock
             return
+        self.lock_migrations()
+        try:
+            self._migrate_locked()
+        finally:
+            self.unlock_migrations()
+
+    def _migrate_locked(self) -> None:
         with self.transaction():
-            self.lock_migrations()
             if not self.table_exists("meta"):
                 self.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
             current = self.schema_version()
@@ -255,6 +268,14 @@ class Store:
             "ON CONFLICT (name) DO UPDATE SET last_seen = excluded.last_seen, "
             "interval = excluded.interval, version = excluded.version",
             (host, now, now, interval, version),
+        )
+
+    def list_hosts(self) -> list[dict]:
+        """Return every host that has reported, with its last report and open incident count."""
+        return self.rows(
+            "SELECT h.name, h.first_seen, h.last_seen, h.interval, h.version, "
+            "(SELECT COUNT(*) FROM incidents i WHERE i.host = h.name AND i.status = 'open') AS open_incidents "
+            "FROM hosts h ORDER BY h.name"
         )
 
     def series_id(self, host: str, metric: str, labels: dict[str, str], unit: str) -> int:

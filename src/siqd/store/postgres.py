@@ -13,7 +13,7 @@ from psycopg import errors as pg_errors
 from siqd.config import masked_location
 from siqd.store.base import Store, StoreBusy, StoreConflict, StoreError, StoreUnavailable
 
-# pg_advisory_xact_lock key for migrations: any constant shared by every siq.
+# Advisory lock key for migrations: any constant shared by every siq.
 MIGRATION_LOCK = 0x51_51_0001
 CONNECT_TIMEOUT_SECONDS = 5
 # A statement waiting this long for a lock gives up instead of hanging a round.
@@ -105,7 +105,11 @@ class PostgresStore(Store):
         self.execute("SELECT pg_advisory_xact_lock(hashtextextended(?, 0))", (key,))
 
     def lock_migrations(self) -> None:
-        self.execute("SELECT pg_advisory_xact_lock(?)", (MIGRATION_LOCK,))
+        self.execute("SELECT pg_advisory_lock(?)", (MIGRATION_LOCK,))
+
+    def unlock_migrations(self) -> None:
+        if self.connected:
+            self.execute("SELECT pg_advisory_unlock(?)", (MIGRATION_LOCK,))
 
     def for_update(self) -> str:
         return " FOR UPDATE"
