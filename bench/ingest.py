@@ -1,6 +1,8 @@
 """Measure how fast the store takes in samples from 50 hosts.
 
-Run: .venv/bin/python bench/ingest.py [MINUTES]   (default 60 simulated minutes)
+Run: .venv/bin/python bench/ingest.py [MINUTES] [--postgres URL]
+(default 60 simulated minutes into a temporary SQLite file; with --postgres,
+into a schema of its own in that database, dropped afterwards)
 Each host writes one transaction per 10 s round, as siqd does: 24 series
 (cpu, load, memory, swap, 4 mounts x 2, 2 disks x 2, 2 NICs x 2, procs,
 uptime). Budget: 50 hosts' samples faster than 50x real time.
@@ -39,34 +41,58 @@ def host_round(rng: random.Random) -> list[Sample]:
     return samples
 
 
-def main() -> None:
-    minutes = float(sys.argv[1]) if len(sys.argv) > 1 else 60.0
+def ingest(location: str, minutes: float) -> tuple[int, int, float]:
+    """Write `minutes` of 50 hosts' rounds; return (rounds, samples, seconds)."""
     rounds = int(minutes * 60 / INTERVAL)
     rng = random.Random(7)
-    with tempfile.TemporaryDirectory() as folder:
-        store = open_store(f"sqlite:///{Path(folder) / 'siq.db'}")
-        start_ts = time.time() - minutes * 60
-        rows = 0
-        started = time.perf_counter()
-        for index in range(rounds):
-            ts = start_ts + index * INTERVAL
-            for host in range(HOSTS):
-                samples = host_round(rng)
-                with store.transaction():
-                    store.mark_host_seen(f"host-{host:02d}", ts, INTERVAL, "bench")
-                    store.write_samples(f"host-{host:02d}", ts, samples)
-                rows += len(samples)
-        elapsed = time.perf_counter() - started
-        size = sum(path.stat().st_size for path in Path(folder).iterdir())
-        store.close()
+    store = open_store(location)
+    start_ts = time.time() - minutes * 60
+    rows = 0
+    started = time.perf_counter()
+    for index in range(rounds):
+        ts = start_ts + index * INTERVAL
+        for host in range(HOSTS):
+            samples = host_round(rng)
+            with store.transaction():
+                store.mark_host_seen(f"host-{host:02d}", ts, INTERVAL, "bench")
+                store.write_samples(f"host-{host:02d}", ts, samples)
+            rows += len(samples)
+    elapsed = time.perf_counter() - started
+    store.close()
+    return rounds, rows, elapsed
+
+
+def report(kind: str, minutes: float, rounds: int, rows: int, elapsed: float) -> None:
     speedup = minutes * 60 / elapsed
-    print(f"SQLite store: {HOSTS} hosts x {rounds} rounds ({minutes:g} simulated minutes), one transaction each")
-    print(f"{'samples':<28}{rows:>12,}")
-    print(f"{'wall time, s':<28}{elapsed:>12.2f}")
-    print(f"{'samples per second':<28}{rows / elapsed:>12,.0f}")
-    print(f"{'speed vs real time':<28}{speedup:>11.0f}x   budget {BUDGET_SPEEDUP:.0f}x: "
+    print(f"{kind}: {HOSTS} hosts x {rounds} rounds ({minutes:g} simulated minutes), one transaction each")
+    print(f"  {'samples':<26}{rows:>12,}")
+    print(f"  {'wall time, s':<26}{elapsed:>12.2f}")
+    print(f"  {'samples per second':<26}{rows / elapsed:>12,.0f}")
+    print(f"  {'speed vs real time':<26}{speedup:>11.0f}x   budget {BUDGET_SPEEDUP:.0f}x: "
           f"{'met' if speedup >= BUDGET_SPEEDUP else 'missed'}")
-    print(f"{'store size, MB':<28}{size / 1e6:>12.1f}")
+
+
+def main() -> None:
+    args = sys.argv[1:]
+    postgres = None
+    if "--postgres" in args:
+        position = args.index("--postgres")
+        postgres = args[position + 1]
+        del args[position:position + 2]
+    minutes = float(args[0]) if args else 60.0
+    with tempfile.TemporaryDirectory() as folder:
+        report("SQLite", minutes, *ingest(f"sqlite:///{Path(folder) / 'siq.db'}", minutes))
+    if postgres:
+        import psycopg
+
+        schema = f"siq_bench_{int(time.time())}"
+        with psycopg.connect(postgres, autocommit=True) as admin:
+            admin.execute(f"CREATE SCHEMA {schema}")
+            try:
+                separator = "&" if "?" in postgres else "?"
+                report("PostgreSQL", minutes, *ingest(f"{postgres}{separator}options=-csearch_path%3D{schema}", minutes))
+            finally:
+                admin.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
 if __name__ == "__main__":
