@@ -132,3 +132,33 @@ def test_simultaneous_first_starts_migrate_once(tmp_path, store_url):
     store = open_store(store_url)
     assert store.schema_version() == SCHEMA_VERSION
     store.close()
+
+
+def test_store_url_not_in_command_lines(siq):
+    """siqctl's background delivery gets the store by environment, so a password stays out of `ps`."""
+    import socket
+    import time
+
+    silent = socket.socket()  # accepts connections (in the kernel) and never answers: delivery hangs
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(5)
+    port = silent.getsockname()[1]
+    siq.write_config(f'[notify]\ndefault = ["team"]\n[notify.channels]\nteam = ["json://127.0.0.1:{port}/x?rto=5"]\n')
+    secret_store = siq.store_url.replace("postgres@", "postgres:pw-in-url@") if siq.kind == "postgresql" \
+        else siq.store_url
+    result = siq.siqctl("--store", secret_store, "open", "--title", "check ps")
+    assert result.returncode == 0, result.stderr
+    seen = []
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline:
+        for pid in filter(str.isdigit, __import__("os").listdir("/proc")):
+            try:
+                command = open(f"/proc/{pid}/cmdline", "rb").read().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+            if "-m siqd deliver" in command:
+                seen.append(command)
+        time.sleep(0.05)
+    silent.close()
+    assert seen
+    assert not [command for command in seen if "pw-in-url" in command or siq.store_url in command]

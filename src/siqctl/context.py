@@ -78,9 +78,11 @@ def deliver_in_background() -> None:
     loaded = config()
     if loaded.path is not None:
         command += ["--config", str(loaded.path)]
-    command += ["--store", loaded.store]
+    # The store goes by environment, not argument: a PostgreSQL URL may hold a
+    # password, and every local user can read a process's command line.
+    env = dict(os.environ, SIQ_STORE=loaded.store)
     subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                     start_new_session=True)
+                     start_new_session=True, env=env)
 
 
 def store_errors(function):

@@ -26,8 +26,9 @@ def _version(value: bool) -> None:
 def global_options(
     config: str = typer.Option(None, "--config", "-c", help="config file (default: $SIQ_CONFIG, then the user's "
                                                             "and the site's siq.toml)"),
-    store: str = typer.Option(None, "--store", help="store location, overriding the config's, e.g. "
-                                                    "sqlite:///var/lib/siq/siq.db"),
+    store: str = typer.Option(None, "--store", envvar="SIQ_STORE",
+                              help="store location, overriding the config's, e.g. sqlite:///var/lib/siq/siq.db "
+                                   "or postgresql://siq@db.internal/siq"),
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="print the version"),
 ):
     context.options.config_file = config

@@ -1,6 +1,7 @@
 """The siqd command: `siqd run` samples this host and acts on the rules."""
 
 import argparse
+import os
 import sys
 
 from siqd import __version__
@@ -21,7 +22,8 @@ def _parser() -> argparse.ArgumentParser:
                                           "rules and deliver notifications. Example: siqd run --once")
     run.add_argument("--config", metavar="FILE", help="config file (default: $SIQ_CONFIG, then the user's "
                                                       "and the site's siq.toml, then built-in defaults)")
-    run.add_argument("--store", metavar="URL", help="store location, overriding the config's 'store'")
+    run.add_argument("--store", metavar="URL", help="store location, overriding the config's 'store' "
+                                                    "(also $SIQ_STORE)")
     run.add_argument("--once", action="store_true", help="take one round, deliver what is due, and exit "
                                                          "(for cron and tests)")
 
@@ -48,8 +50,9 @@ def _run(args) -> int:
 
     try:
         config = load_config(find_config_file(args.config))
-        if args.store:
-            config.store = checked_store(args.store)
+        store_override = args.store or os.environ.get("SIQ_STORE")
+        if store_override:
+            config.store = checked_store(store_override, "--store" if args.store else "SIQ_STORE")
     except ConfigError as error:
         print(f"siqd: error: {error}", file=sys.stderr)
         return USAGE_ERROR
