@@ -39,6 +39,8 @@ def list_incidents(
     host: str = typer.Option(None, help="only hosts matching this glob, e.g. 'db-*'"),
     rule: str = typer.Option(None, help="only rules matching this glob"),
     since: str = typer.Option(None, help="only incidents opened within this duration, e.g. 24h or 7d"),
+    unreviewed: bool = typer.Option(False, "--unreviewed", help="only resolved incidents that have no review "
+                                                                  "(implies --status resolved)"),
     limit: int = typer.Option(DEFAULT_LIMIT, help="show at most this many, newest first; 0 shows all"),
     as_json: bool = typer.Option(False, "--json", help="print JSON instead of a table"),
 ):
@@ -48,10 +50,10 @@ def list_incidents(
     """
     if limit < 0:
         fail(f"invalid --limit {limit}; expected 0 (no limit) or more", USAGE)
-    statuses = _statuses(status)
+    statuses = ["resolved"] if unreviewed else _statuses(status)
     opened_since = _since(since)
     store = context.store(create=False)
-    found = store.list_incidents(statuses, opened_since, limit + 1 if limit else None, host, rule)
+    found = store.list_incidents(statuses, opened_since, limit + 1 if limit else None, host, rule, unreviewed)
     more = 1 if limit and len(found) > limit else 0
     if more:
         found = found[:limit]
@@ -60,7 +62,8 @@ def list_incidents(
         typer.echo(render.to_json([render.incident_data(incident, dashboard) for incident in found]))
         return
     if not found:
-        typer.echo(f"No {status if status != 'all' else ''} incidents.".replace("  ", " "))
+        label = "unreviewed resolved" if unreviewed else (status if status != "all" else "")
+        typer.echo(f"No {label} incidents.".replace("  ", " "))
         return
     typer.echo(render.incidents_table(found))
     if more:
@@ -83,9 +86,11 @@ def show(
     notifications = store.notifications_for(incident_id)
     current = store.latest_value(incident.host, incident.metric, incident.series) if incident.metric else None
     previous = store.get_incident(incident.previous_id) if incident.previous_id else None
+    review = store.get_review(incident_id)
     dashboard = context.config().dashboard_url
     if as_json:
         data = render.incident_data(incident, dashboard)
+        data["review"] = render.review_data(review)
         data["current"] = {"at": render.iso_utc(current[0]), "value": current[1]} if current else None
         data["previous"] = (
             {"id": previous.id, "resolution": previous.resolution, "closed_at": render.iso_utc(previous.closed_at)}
@@ -101,7 +106,7 @@ def show(
         ]
         typer.echo(render.to_json(data))
         return
-    typer.echo(render.incident_detail(incident, events, notifications, current, previous, dashboard))
+    typer.echo(render.incident_detail(incident, events, notifications, current, previous, dashboard, review))
 
 
 # -- actions ---------------------------------------------------------------------------------

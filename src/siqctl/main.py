@@ -2,7 +2,7 @@
 
 import typer
 
-from siqctl import config_cmds, context, hosts, incidents
+from siqctl import config_cmds, context, hosts, incidents, report, review
 
 app = typer.Typer(
     help="siq's command line: list, show, resolve, ignore, comment on, reopen and open incidents; "
@@ -36,6 +36,8 @@ def global_options(
 
 
 incidents.register(app)
+review.register(app)
+report.register(app)
 hosts.register(app)
 config_cmds.register(app)
 

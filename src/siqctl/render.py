@@ -81,6 +81,16 @@ def notification_data(notification: Notification) -> dict:
     }
 
 
+def review_data(review: dict | None) -> dict | None:
+    if review is None:
+        return None
+    return {
+        "trigger": review["trigger"], "cause": review["cause"], "fix": review["fix"], "sooner": review["sooner"],
+        "author": review["author"], "created_at": iso_utc(review["created_at"]),
+        "updated_at": iso_utc(review["updated_at"]), "updated_by": review["updated_by"],
+    }
+
+
 def to_json(data) -> str:
     return json.dumps(data, indent=2, ensure_ascii=False)
 
@@ -123,7 +133,7 @@ def _shorten(text: str, width: int) -> str:
 
 def incident_detail(incident: Incident, events: list[Event], notifications: list[Notification],
                     current: tuple[float, float] | None, previous: Incident | None,
-                    dashboard_url: str | None, now: float | None = None) -> str:
+                    dashboard_url: str | None, review: dict | None = None, now: float | None = None) -> str:
     """Return the `incidents show` view: every field, the timeline and the deliveries."""
     now = time.time() if now is None else now
     lines = [f"Incident #{incident.id}: {incident.title}", ""]
@@ -156,6 +166,18 @@ def incident_detail(incident: Incident, events: list[Event], notifications: list
     if previous is not None:
         field("Last time", f"#{previous.id}, resolved with '{previous.resolution}'")
     field("Dashboard", incident_link(incident, dashboard_url))
+
+    if review is not None:
+        from siqd.incidents import REVIEW_LABELS
+
+        edited = ""
+        if review["updated_at"] != review["created_at"]:
+            edited = f", edited by {review['updated_by']} {local_time(review['updated_at'])}"
+        lines += ["", f"Review (by {review['author']} {local_time(review['created_at'])}{edited}):"]
+        for question, label in REVIEW_LABELS.items():
+            lines.append(f"  {label + ':':<15}{review[question] or '-'}")
+    elif incident.status == "resolved":
+        lines += ["", f"Review: none yet; write one with: siqctl review {incident.id}"]
 
     lines += ["", "Timeline:"]
     for event in events:

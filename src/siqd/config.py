@@ -81,6 +81,7 @@ class Config(Record):
     interval: float = 10.0
     dashboard_url: str | None = None
     log_level: str = "info"
+    timezone: str | None = None  # IANA name for reports; None is the machine's local time
     retention_raw: float = 48 * 3600.0
     buffer_path: Path | None = None
     buffer_max_rounds: int = 8640
@@ -359,6 +360,16 @@ def parse_config(data: dict, source: str, path: Path | None = None) -> Config:
     if log_level not in ("debug", "info", "warning", "error"):
         raise root.error("log_level", f"expected debug, info, warning or error, got {log_level!r}")
 
+    timezone = root.string("timezone")
+    if timezone is not None:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise root.error("timezone", f"unknown time zone {timezone!r}; expected an IANA name such as "
+                                         "'Europe/Berlin' or 'UTC'") from None
+
     notify = _read_notify(root.table("notify"))
 
     rules = []
@@ -384,6 +395,7 @@ def parse_config(data: dict, source: str, path: Path | None = None) -> Config:
         interval=root.duration("interval", 10.0, minimum=1.0),
         dashboard_url=dashboard_url.rstrip("/") if dashboard_url else None,
         log_level=log_level,
+        timezone=timezone,
         retention_raw=_read_retention(root.table("retention")),
         **_read_buffer(root.table("buffer")),
         disks=_read_disks(root.table("disks")),
@@ -633,6 +645,7 @@ def effective_settings(config: Config) -> dict:
         "interval": format_duration(config.interval, exact=True),
         "dashboard_url": config.dashboard_url or "",
         "log_level": config.log_level,
+        "timezone": config.timezone or "local",
         "retention": {"raw": format_duration(config.retention_raw, exact=True)},
         "buffer": {"path": str(config.buffer_path), "max_rounds": config.buffer_max_rounds},
         "disks": {

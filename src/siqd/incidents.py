@@ -17,6 +17,20 @@ from siqd.timefmt import local_time
 DAEMON_ACTOR = "siqd"
 MANUAL_RULE = "manual"
 
+REVIEW_QUESTIONS = ("trigger", "cause", "fix", "sooner")
+REVIEW_LABELS = {
+    "trigger": "Trigger",
+    "cause": "Root cause",
+    "fix": "Fix",
+    "sooner": "Detect sooner",
+}
+REVIEW_PROMPTS = {
+    "trigger": "What triggered it?",
+    "cause": "What was the root cause?",
+    "fix": "What fixed it?",
+    "sooner": "Could we have detected it sooner, and how?",
+}
+
 
 class IncidentError(StoreError):
     """An action that cannot apply to the incident as it is (already resolved, empty note, …)."""
@@ -187,6 +201,29 @@ class Incidents:
         with self.store.transaction():
             self.store.get_incident(incident_id, for_update=True)
             self.store.add_event(incident_id, now, "comment", actor, text.strip())
+            self.store.update_incident(incident_id, updated_at=now)
+            return Outcome(self.store.get_incident(incident_id))
+
+    def review(self, incident_id: int, answers: dict[str, str | None], actor: str, now: float) -> Outcome:
+        """Write or edit an incident's review; an answer of None keeps what is there."""
+        with self.store.transaction():
+            self.store.get_incident(incident_id, for_update=True)
+            current = self.store.get_review(incident_id)
+            merged = {}
+            for question in REVIEW_QUESTIONS:
+                given = answers.get(question)
+                merged[question] = (given if given is not None else (current or {}).get(question, "")).strip()
+            if current is None and not any(merged.values()):
+                raise IncidentError(f"the review of incident {incident_id} is empty; answer at least one question")
+            changed = [q for q in REVIEW_QUESTIONS if current is None or merged[q] != current[q]]
+            self.store.save_review(incident_id, merged, actor, now)
+            if current is None:
+                text = "review written"
+            elif changed:
+                text = "review edited: " + ", ".join(REVIEW_LABELS[q].lower() for q in changed)
+            else:
+                text = "review saved unchanged"
+            self.store.add_event(incident_id, now, "review", actor, text)
             self.store.update_incident(incident_id, updated_at=now)
             return Outcome(self.store.get_incident(incident_id))
 

@@ -80,8 +80,8 @@ def scrub(text: str, url: str) -> str:
     return text
 
 
-def send(url: str, notification: Notification, timeout: float) -> str | None:
-    """Send one notification to one Apprise URL; return None on success or the error text."""
+def send_message(url: str, title: str, body: str, notify_type: str, timeout: float) -> str | None:
+    """Send one message to one Apprise URL; return None on success or the error text, secrets removed."""
     import apprise
 
     capture = _CaptureApprise()
@@ -92,9 +92,7 @@ def send(url: str, notification: Notification, timeout: float) -> str | None:
         sender = apprise.Apprise()
         if not sender.add(url):
             return "invalid Apprise URL; check it with 'siqctl config check'"
-        body = f"{notification.body}\n\n(siq notification {notification.id})"
-        result = sender.notify(body=body, title=notification.title, notify_type=notification.notify_type,
-                               timeout=timeout)
+        result = sender.notify(body=body, title=title, notify_type=notify_type, timeout=timeout)
     except Exception as error:  # Apprise plugins raise assorted errors; each is a failed delivery
         return scrub(f"{type(error).__name__}: {error}", url)
     finally:
@@ -102,6 +100,12 @@ def send(url: str, notification: Notification, timeout: float) -> str | None:
     if result:
         return None
     return scrub(capture.error_text(f"delivery failed ({getattr(result, 'status', result)})"), url)
+
+
+def send(url: str, notification: Notification, timeout: float) -> str | None:
+    """Send an outbox notification; its body ends with its id so receivers can drop duplicates."""
+    body = f"{notification.body}\n\n(siq notification {notification.id})"
+    return send_message(url, notification.title, body, notification.notify_type, timeout)
 
 
 def unusable_targets(channels: dict[str, list[str]]) -> list[tuple[str, str]]:

@@ -398,9 +398,11 @@ class Store:
 
     def list_incidents(self, statuses: list[str] | None = None, since: float | None = None,
                        limit: int | None = None, host: str | None = None,
-                       rule: str | None = None) -> list[Incident]:
+                       rule: str | None = None, unreviewed: bool = False) -> list[Incident]:
         """Return incidents, newest first; `host` and `rule` are globs."""
         clauses, params = [], []
+        if unreviewed:
+            clauses.append("NOT EXISTS (SELECT 1 FROM reviews r WHERE r.incident_id = incidents.id)")
         if statuses:
             clauses.append(f"status IN ({', '.join('?' for _ in statuses)})")
             params.extend(statuses)
@@ -434,6 +436,44 @@ class Store:
                 (incident_id,),
             )
         ]
+
+    # -- reviews --------------------------------------------------------------------------------
+
+    def get_review(self, incident_id: int) -> dict | None:
+        return self.row(
+            "SELECT incident_id, trigger, cause, fix, sooner, author, created_at, updated_at, updated_by "
+            "FROM reviews WHERE incident_id = ?",
+            (incident_id,),
+        )
+
+    def save_review(self, incident_id: int, answers: dict[str, str], actor: str, now: float) -> None:
+        """Insert or update an incident's review; `answers` holds trigger, cause, fix and sooner."""
+        self.execute(
+            "INSERT INTO reviews (incident_id, trigger, cause, fix, sooner, author, created_at, updated_at, "
+            "updated_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (incident_id) DO UPDATE SET "
+            "trigger = excluded.trigger, cause = excluded.cause, fix = excluded.fix, sooner = excluded.sooner, "
+            "updated_at = excluded.updated_at, updated_by = excluded.updated_by",
+            (incident_id, answers["trigger"], answers["cause"], answers["fix"], answers["sooner"], actor, now,
+             now, actor),
+        )
+
+    def reviewed_ids(self, incident_ids: list[int]) -> set[int]:
+        if not incident_ids:
+            return set()
+        marks = ", ".join("?" for _ in incident_ids)
+        return {row["incident_id"] for row in self.rows(
+            f"SELECT incident_id FROM reviews WHERE incident_id IN ({marks})", incident_ids)}
+
+    def incidents_between(self, start: float, end: float) -> list[Incident]:
+        """Return incidents opened in [start, end), oldest first."""
+        rows = self.rows(
+            f"SELECT {INCIDENT_COLUMNS} FROM incidents WHERE opened_at >= ? AND opened_at < ? ORDER BY opened_at, id",
+            (start, end),
+        )
+        return [Incident.from_row(row) for row in rows]
+
+    def all_reviewed_ids(self) -> set[int]:
+        return {row["incident_id"] for row in self.rows("SELECT incident_id FROM reviews")}
 
     # -- outbox ---------------------------------------------------------------------------
 

@@ -7,7 +7,7 @@ database, and times are DOUBLE PRECISION epoch seconds (PostgreSQL's REAL
 has only 24 bits of mantissa, too few for a timestamp).
 """
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 MIGRATIONS: list[list[str]] = [
     # 1: hosts, series and samples, rule state, incidents with their timeline, the outbox.
@@ -115,6 +115,20 @@ MIGRATIONS: list[list[str]] = [
             host TEXT PRIMARY KEY,
             ts DOUBLE PRECISION NOT NULL,
             data TEXT NOT NULL
+        )""",
+    ],
+    # 2: a review per incident (what triggered it, root cause, fix, could it be detected sooner).
+    [
+        """CREATE TABLE reviews (
+            incident_id BIGINT PRIMARY KEY REFERENCES incidents (id),
+            trigger TEXT NOT NULL DEFAULT '',
+            cause TEXT NOT NULL DEFAULT '',
+            fix TEXT NOT NULL DEFAULT '',
+            sooner TEXT NOT NULL DEFAULT '',
+            author TEXT NOT NULL,
+            created_at DOUBLE PRECISION NOT NULL,
+            updated_at DOUBLE PRECISION NOT NULL,
+            updated_by TEXT NOT NULL
         )""",
     ],
 ]
