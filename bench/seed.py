@@ -6,8 +6,9 @@ import time
 from siqd.store import open_store
 
 
-def seed_incidents(location: str, count: int = 10_000, open_count: int = 40, seed: int = 1) -> None:
-    """Write `count` incidents over the last 180 days, `open_count` of them still open."""
+def seed_incidents(location: str, count: int = 10_000, open_count: int = 40, seed: int = 1,
+                   days: int = 180) -> None:
+    """Write `count` incidents over the last `days` days, `open_count` of them still open."""
     rng = random.Random(seed)
     store = open_store(location)
     now = time.time()
@@ -15,12 +16,15 @@ def seed_incidents(location: str, count: int = 10_000, open_count: int = 40, see
     rules = ["disk-full", "memory-high", "cpu-busy", "load-high", "inodes-full", "swap-high"]
     with store.transaction():
         for index in range(count):
-            opened = now - rng.uniform(0, 180 * 86400)
+            opened = now - rng.uniform(0, days * 86400)
             is_open = index >= count - open_count
             host, rule = rng.choice(hosts), rng.choice(rules)
             mount = rng.choice(["/", "/var", "/srv", "/home"]) if rule.startswith(("disk", "inodes")) else None
             labels = {"mount": mount} if mount else {}
-            series = f"mount={mount}" if mount else f"n={index}" if is_open else ""
+            if mount:
+                series = f"mount={mount}"
+            else:
+                series = f"n={index}" if is_open else ""
             incident_id = store.create_incident(
                 host=host, rule=rule, series=series, metric="disk.used_percent", labels=labels,
                 title=f"{host} {rule}: 93.0% above 90.0%", severity="warning", status="open" if is_open else

@@ -134,6 +134,14 @@ def test_simultaneous_first_starts_migrate_once(tmp_path, store_url):
     store.close()
 
 
+def still_delivering(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            return b"deliver" in handle.read()
+    except OSError:
+        return False
+
+
 def test_store_url_not_in_command_lines(siq):
     """siqctl's background delivery gets the store by environment, so a password stays out of `ps`."""
     import socket
@@ -149,6 +157,7 @@ def test_store_url_not_in_command_lines(siq):
     result = siq.siqctl("--store", secret_store, "open", "--title", "check ps")
     assert result.returncode == 0, result.stderr
     seen = []
+    pids = set()
     deadline = time.monotonic() + 3
     while time.monotonic() < deadline:
         for pid in filter(str.isdigit, __import__("os").listdir("/proc")):
@@ -158,7 +167,12 @@ def test_store_url_not_in_command_lines(siq):
                 continue
             if "-m siqd deliver" in command:
                 seen.append(command)
+                pids.add(int(pid))
         time.sleep(0.05)
-    silent.close()
+    silent.close()  # the hanging delivery now fails at once; wait for it so the store can be dropped
+    for pid in pids:
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and still_delivering(pid):
+            time.sleep(0.1)
     assert seen
     assert not [command for command in seen if "pw-in-url" in command or siq.store_url in command]

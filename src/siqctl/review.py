@@ -27,9 +27,32 @@ def _ask(question: str, current: str) -> str | None:
     if answer.strip() == CLEAR_WORD:
         return ""
     if answer.strip() == EDIT_WORD:
-        edited = typer.edit(current or "", extension=".txt")
-        return current if edited is None else edited.strip()
+        return _edit(current)
     return answer
+
+
+def _edit(text: str) -> str:
+    """Open $VISUAL or $EDITOR (default vi) on `text` and return what was saved."""
+    import os
+    import shlex
+    import subprocess
+    import tempfile
+
+    editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
+    with tempfile.NamedTemporaryFile("w+", suffix=".txt", encoding="utf-8", delete=False) as handle:
+        handle.write(text)
+        path = handle.name
+    try:
+        try:
+            status = subprocess.call([*shlex.split(editor), path])
+        except OSError as error:
+            fail(f"cannot start the editor {editor!r}: {error.strerror}; set $EDITOR or type the answer")
+        if status != 0:
+            fail(f"the editor {editor!r} exited with status {status}; the review was not saved")
+        with open(path, encoding="utf-8") as handle:
+            return handle.read().strip()
+    finally:
+        os.unlink(path)
 
 
 @store_errors
@@ -44,7 +67,7 @@ def review(
 ):
     """Write or edit an incident's review: trigger, root cause, fix, and whether to detect it sooner.
 
-    On a terminal it asks the four questions; with any of the options it
+    On a terminal it prompts for the four answers; with any of the options it
     sets just those answers. Example: siqctl review 57 --cause "debug logging left on"
     """
     from siqd.incidents import REVIEW_QUESTIONS, Incidents
