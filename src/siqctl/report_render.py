@@ -42,12 +42,12 @@ def summary_lines(report: dict) -> list[str]:
     return lines
 
 
-def _top(rows: list[tuple[str, int]], noun: str) -> list[tuple[str, int]]:
-    """Keep the first TOP_ROWS rows and sum the rest into one "(N more hosts)" row."""
+def _top(rows: list[tuple[str, int]], noun: str) -> tuple[list[tuple[str, int]], str]:
+    """Split rows into the first TOP_ROWS and a line that counts the rest ("" when there is none)."""
     if len(rows) <= TOP_ROWS:
-        return rows
+        return rows, ""
     rest = rows[TOP_ROWS:]
-    return rows[:TOP_ROWS] + [(f"({len(rest)} more {noun})", sum(count for _, count in rest))]
+    return rows[:TOP_ROWS], f"{len(rest)} more {noun} with {sum(count for _, count in rest)} incidents"
 
 
 def _series_name(entry: dict) -> str:
@@ -66,7 +66,7 @@ def _title(report: dict) -> str:
 def render_text(report: dict) -> str:
     lines = [_title(report), ""] + summary_lines(report)
 
-    def section(heading: str, rows: list[tuple[str, int]]) -> None:
+    def section(heading: str, rows: list[tuple[str, int]], rest: str = "") -> None:
         lines.extend(["", heading])
         if not rows:
             lines.append("  none")
@@ -75,9 +75,11 @@ def render_text(report: dict) -> str:
         width = max(len(name) for name, _ in rows)
         for name, count in rows:
             lines.append(f"  {name:<{width}}  {count:>4}  {_bar(count, largest)}")
+        if rest:
+            lines.append(f"  ({rest})")
 
-    section("Incidents per host:", _top([(row["host"], row["incidents"]) for row in report["by_host"]], "hosts"))
-    section("Incidents per rule:", _top([(row["rule"], row["incidents"]) for row in report["by_rule"]], "rules"))
+    section("Incidents per host:", *_top([(row["host"], row["incidents"]) for row in report["by_host"]], "hosts"))
+    section("Incidents per rule:", *_top([(row["rule"], row["incidents"]) for row in report["by_rule"]], "rules"))
     section("Incidents per day:", [(row["date"], row["incidents"]) for row in report["by_day"]])
     section("Incidents per hour of day:", [(f"{row['hour']:02d}:00", row["incidents"]) for row in report["by_hour"]])
 
@@ -207,6 +209,11 @@ def column_chart_svg(rows: list[tuple[str, int]], label: str, every: int = 1) ->
     return "".join(parts)
 
 
+def _chart_with_rest(rows: list[tuple[str, int]], rest: str, label: str) -> str:
+    chart = bar_chart_svg(rows, label)
+    return chart + (f'<p class="period">{escape(rest)}</p>' if rest else "")
+
+
 def _clip(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
@@ -222,11 +229,11 @@ def render_html(report: dict) -> str:
            '<ul class="summary">' + "".join(f"<li>{escape(line)}</li>" for line in summary_lines(report)) + "</ul>"]
 
     out.append('<div class="grid"><section><h2>Incidents per host</h2>')
-    out.append(bar_chart_svg(_top([(r["host"], r["incidents"]) for r in report["by_host"]], "hosts"),
-                             "incidents per host"))
+    out.append(_chart_with_rest(*_top([(r["host"], r["incidents"]) for r in report["by_host"]], "hosts"),
+                                "incidents per host"))
     out.append("</section><section><h2>Incidents per rule</h2>")
-    out.append(bar_chart_svg(_top([(r["rule"], r["incidents"]) for r in report["by_rule"]], "rules"),
-                             "incidents per rule"))
+    out.append(_chart_with_rest(*_top([(r["rule"], r["incidents"]) for r in report["by_rule"]], "rules"),
+                                "incidents per rule"))
     out.append("</section></div>")
     days = report["by_day"]
     out.append("<section><h2>Incidents per day</h2>")
