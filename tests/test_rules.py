@@ -245,3 +245,32 @@ def test_last_time_note_in_next_opening(daemon_factory, tmp_path):
     second = open_incidents(store)[0]
     assert second.id != first.id
     assert second.previous_id == first.id
+
+
+def test_grace_holds_then_fires():
+    rule = make_rule('[[rule]]\nname = "r"\nmetric = "cpu.percent"\nabove = 90\n')
+    state, transitions = None, []
+    for now in (0.0, 10.0, 20.0, 30.0):
+        state, transition = evaluate(rule, state, 99.0, now, hold_until=25.0)
+        if transition:
+            transitions.append((now, transition.kind, transition.started_at))
+    assert transitions == [(30.0, FIRE, 0.0)]
+
+
+def test_grace_spike_opens_nothing(daemon_factory):
+    start, clock, store = daemon_factory
+    daemon = start()
+    daemon.config.startup_grace = 120.0
+    daemon.start_grace(clock())
+    # A boot-time spike: 6 minutes above the threshold would fire a 5m rule, but it ends inside the grace
+    # window plus for; here it lasts 2 minutes, all inside the grace.
+    for value in (95, 95, 50, 50):
+        feed(daemon, clock, value)
+    assert store.list_incidents() == []
+
+
+def test_startup_grace_defaults_to_two_intervals():
+    config = parse_config(_toml('interval = "15s"\n'), "test")
+    assert config.startup_grace == 30.0
+    config = parse_config(_toml('interval = "15s"\nstartup_grace = "1m"\n'), "test")
+    assert config.startup_grace == 60.0

@@ -83,6 +83,7 @@ class Config(Record):
     log_level: str = "info"
     timezone: str | None = None  # IANA name for reports; None is the machine's local time
     retention_raw: float = 48 * 3600.0
+    startup_grace: float = 20.0
     buffer_path: Path | None = None
     buffer_max_rounds: int = 8640
     disks: DiskSettings = Factory(DiskSettings)
@@ -397,6 +398,7 @@ def parse_config(data: dict, source: str, path: Path | None = None) -> Config:
         log_level=log_level,
         timezone=timezone,
         retention_raw=_read_retention(root.table("retention")),
+        startup_grace=root.duration("startup_grace", 0.0),
         **_read_buffer(root.table("buffer")),
         disks=_read_disks(root.table("disks")),
         notify=notify,
@@ -409,6 +411,8 @@ def parse_config(data: dict, source: str, path: Path | None = None) -> Config:
         config.store = _anchor_store(config.store, path.parent)
         if config.buffer_path is not None and not config.buffer_path.is_absolute():
             config.buffer_path = (path.parent / config.buffer_path).resolve()
+    if "startup_grace" not in data:
+        config.startup_grace = 2 * config.interval
     if config.buffer_path is None:
         config.buffer_path = paths.default_data_dir() / f"buffer-{config.host}.db"
     return config
@@ -646,6 +650,7 @@ def effective_settings(config: Config) -> dict:
         "dashboard_url": config.dashboard_url or "",
         "log_level": config.log_level,
         "timezone": config.timezone or "local",
+        "startup_grace": format_duration(config.startup_grace, exact=True),
         "retention": {"raw": format_duration(config.retention_raw, exact=True)},
         "buffer": {"path": str(config.buffer_path), "max_rounds": config.buffer_max_rounds},
         "disks": {

@@ -59,6 +59,8 @@ class Daemon:
         self.outage_since: float | None = None
         self.outage_attempts = 0
         self.next_store_attempt = 0.0
+        # No rule opens an incident before this time (see start_grace).
+        self.hold_until: float | None = None
         self.buffer: OutageBuffer | None = None
         if store.kind != "sqlite":
             self.buffer = OutageBuffer(config.buffer_path, config.buffer_max_rounds)
@@ -143,7 +145,7 @@ class Daemon:
                     continue
                 key = (rule.name, series_key(sample.labels))
                 before = self.states.get(key)
-                after, transition = evaluate(rule, before, sample.value, now)
+                after, transition = evaluate(rule, before, sample.value, now, self.hold_until)
                 if after is None:
                     self.states.pop(key, None)
                     if before is not None:
@@ -329,8 +331,13 @@ class Daemon:
             self.states = {key: state for key, state in self.buffer.load_states().items() if key[0] in known}
             self.start_outage(error)
 
+    def start_grace(self, since: float) -> None:
+        """Hold back incidents until `startup_grace` after `since` (a start or a boot)."""
+        self.hold_until = since + self.config.startup_grace
+
     def run_forever(self) -> None:
         self.install_signal_handlers()
+        self.start_grace(self.clock())
         self.load_states_at_start()
         log_event(logger, INFO, "daemon_started", version=__version__, host=self.config.host,
                   store=self.store.location, interval=f"{self.config.interval:g}s", rules=len(self.config.rules),
@@ -375,7 +382,13 @@ class Daemon:
             return None
 
     def run_once(self) -> list[Sample]:
-        """Take one round and deliver what is due, then return (`siqd run --once`)."""
+        """Take one round and deliver what is due, then return (`siqd run --once`).
+
+        Each cron run is a start, so only the grace after boot applies here.
+        """
+        import psutil
+
+        self.start_grace(psutil.boot_time())
         self.load_states_at_start()
         self.prime_collector(use_saved=True)
         samples = self.run_round(save_counters=True)

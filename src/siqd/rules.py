@@ -10,6 +10,10 @@ Per (rule, series) the state is one of:
    (hysteresis), not merely when it stops breaching.
 
 A missing reading (None) is "unknown": it changes nothing.
+
+Until `hold_until` (the end of the start-up grace), a breach that would
+fire stays pending instead, so a boot-time spike opens nothing; if it
+still holds after the grace, it fires then, its start time unchanged.
 """
 
 import fnmatch
@@ -48,8 +52,8 @@ def rule_matches(rule: Rule, host: str, metric: str, labels: dict[str, str]) -> 
     return True
 
 
-def evaluate(rule: Rule, state: SeriesState | None, value: float | None,
-             now: float) -> tuple[SeriesState | None, Transition | None]:
+def evaluate(rule: Rule, state: SeriesState | None, value: float | None, now: float,
+             hold_until: float | None = None) -> tuple[SeriesState | None, Transition | None]:
     """Return the series' next state and the transition it makes, if any."""
     if value is None:
         return state, None
@@ -57,14 +61,13 @@ def evaluate(rule: Rule, state: SeriesState | None, value: float | None,
     if state is None:
         if not rule.breaches(value):
             return None, None
-        if rule.for_seconds <= 0:
-            return SeriesState(FIRING, now, value), Transition(FIRE, now, value)
-        return SeriesState(PENDING, now, value), None
+        state = SeriesState(PENDING, now, value)
 
     if state.state == PENDING:
         if not rule.breaches(value):
             return None, None
-        if now - state.since >= rule.for_seconds:
+        held_long_enough = now - state.since >= rule.for_seconds
+        if held_long_enough and (hold_until is None or now >= hold_until):
             return SeriesState(FIRING, state.since, value), Transition(FIRE, state.since, value)
         return SeriesState(PENDING, state.since, value), None
 
