@@ -84,6 +84,7 @@ class Config(Record):
     timezone: str | None = None  # IANA name for reports; None is the machine's local time
     retention_raw: float = 48 * 3600.0
     startup_grace: float = 20.0
+    stale_after: float | None = None  # None: 3 of the silent host's intervals, at least 60 s
     buffer_path: Path | None = None
     buffer_max_rounds: int = 8640
     disks: DiskSettings = Factory(DiskSettings)
@@ -399,6 +400,7 @@ def parse_config(data: dict, source: str, path: Path | None = None) -> Config:
         timezone=timezone,
         retention_raw=_read_retention(root.table("retention")),
         startup_grace=root.duration("startup_grace", 0.0),
+        stale_after=root.duration("stale_after", None, minimum=1.0),
         **_read_buffer(root.table("buffer")),
         disks=_read_disks(root.table("disks")),
         notify=notify,
@@ -651,6 +653,8 @@ def effective_settings(config: Config) -> dict:
         "log_level": config.log_level,
         "timezone": config.timezone or "local",
         "startup_grace": format_duration(config.startup_grace, exact=True),
+        "stale_after": format_duration(config.stale_after, exact=True) if config.stale_after else
+        "3 intervals of the silent host, at least 60s",
         "retention": {"raw": format_duration(config.retention_raw, exact=True)},
         "buffer": {"path": str(config.buffer_path), "max_rounds": config.buffer_max_rounds},
         "disks": {

@@ -20,7 +20,8 @@ from siqd.collect.host import Counters, HostCollector, Sample
 from siqd.config import Config, ConfigError, Rule, load_config
 from siqd.incidents import Incidents
 from siqd.log import RepeatFilter, get_logger, log_event
-from siqd.rules import CLEAR, FIRE, SeriesState, evaluate, rule_matches
+from siqd.rules import CLEAR, FIRE, SILENT_HOST_RULE, SeriesState, evaluate, rule_matches, silent_host_rule
+from siqd.timefmt import local_time
 from siqd.store import Store, StoreError, StoreUnavailable, series_key
 
 logger = get_logger("daemon")
@@ -129,6 +130,13 @@ class Daemon:
                 raise
             self.start_outage(error)
             self.buffer_round(now, samples, transitions)
+            return samples
+        try:
+            self.watch_hosts(now)
+        except StoreUnavailable as error:
+            if self.buffer is None:
+                raise
+            self.start_outage(error)  # the round itself is stored; the next one is buffered
         return samples
 
     def decide(self, samples: list[Sample], now: float) -> tuple[list, list[dict]]:
@@ -208,13 +216,59 @@ class Daemon:
         if record["kind"] == FIRE:
             outcome = self.incidents.fire(rule, self.config.host, labels, record["unit"], record["value"],
                                           record["started_at"], now)
-            event = "incident_opened" if outcome.created else "incident_breach_again"
-            log_event(logger, WARNING, event, incident=outcome.incident.id, **fields, queued=outcome.queued)
+            if outcome.changed:
+                event = "incident_opened" if outcome.created else "incident_breach_again"
+                log_event(logger, WARNING, event, incident=outcome.incident.id, **fields, queued=outcome.queued)
         elif record["kind"] == CLEAR:
             outcome = self.incidents.clear(rule, self.config.host, labels, record["unit"], record["value"], now)
             if outcome is not None:
                 log_event(logger, INFO, "condition_cleared", incident=outcome.incident.id, **fields,
                           status=outcome.incident.status)
+
+    # -- silent hosts -----------------------------------------------------------------
+
+    def stale_after(self, host: dict) -> float:
+        """Return how long `host` may stay quiet: the config's stale_after, or 3 of its intervals (min 60 s)."""
+        if self.config.stale_after is not None:
+            return self.config.stale_after
+        return max(3 * (host["interval"] or self.config.interval), 60.0)
+
+    def watch_hosts(self, now: float) -> None:
+        """Open a host-silent incident for each host that stopped reporting; clear it when it reports again.
+
+        Every daemon on a shared store does this; the store's one-open-incident
+        rule and the series lock make sure the first one to notice opens it.
+        """
+        rule = silent_host_rule(self.config)
+        for host in self.store.list_hosts():
+            silent = max(now - host["last_seen"], 0.0)
+            limit = self.stale_after(host)
+            rule.threshold = rule.clear = limit
+            fields = dict(host=host["name"], silent=f"{silent:.0f}s")
+            if silent > limit and host["name"] != self.config.host:
+                outcome = self.incidents.fire(rule, host["name"], {}, "s", round(silent), host["last_seen"], now)
+                if outcome.created:
+                    log_event(logger, WARNING, "host_silent", incident=outcome.incident.id, **fields)
+            elif silent <= limit and host["open_incidents"]:
+                incident = self.store.find_open_incident(host["name"], rule.name, "")
+                if incident is not None and incident.cleared_at is None:
+                    outcome = self.incidents.clear(rule, host["name"], {}, "s", round(silent), now)
+                    if outcome is not None:
+                        log_event(logger, INFO, "host_back", incident=outcome.incident.id, **fields)
+
+    def record_downtime(self, now: float) -> None:
+        """On start, note in this host's timeline (and any host-silent incident) how long siqd was not running."""
+        host = self.store.get_host(self.config.host)
+        if host is None or now - host["last_seen"] <= 2 * self.config.interval:
+            return
+        text = f"siqd was not running from {local_time(host['last_seen'])} to {local_time(now)}"
+        with self.store.transaction():
+            self.store.add_host_event(self.config.host, now, "downtime", text)
+            incident = self.store.find_open_incident(self.config.host, SILENT_HOST_RULE, "")
+            if incident is not None:
+                self.store.add_event(incident.id, now, "comment", "siqd", text)
+        log_event(logger, INFO, "downtime_recorded", host=self.config.host,
+                  seconds=f"{now - host['last_seen']:.0f}")
 
     # -- store outages ------------------------------------------------------------------
 
@@ -320,6 +374,12 @@ class Daemon:
         self.load_states()
         log_event(logger, INFO, "config_reloaded", file=self.config.source, rules=len(new.rules))
 
+    def _record_downtime_at_start(self) -> None:
+        try:
+            self.record_downtime(self.clock())
+        except StoreUnavailable:
+            pass  # the outage is logged by the first round
+
     def load_states_at_start(self) -> None:
         """Load rule states; with a buffer, an unreachable store only delays it to the first write."""
         try:
@@ -339,6 +399,7 @@ class Daemon:
         self.install_signal_handlers()
         self.start_grace(self.clock())
         self.load_states_at_start()
+        self._record_downtime_at_start()
         log_event(logger, INFO, "daemon_started", version=__version__, host=self.config.host,
                   store=self.store.location, interval=f"{self.config.interval:g}s", rules=len(self.config.rules),
                   config=self.config.source)

@@ -40,6 +40,7 @@ class Outcome(Record):
     incident: Incident
     created: bool = False
     queued: int = 0  # notifications queued by this change
+    changed: bool = True  # False when the incident already showed this (nothing was written)
 
 
 class Incidents:
@@ -63,14 +64,17 @@ class Incidents:
         with self.store.transaction():
             self._lock_series(host, rule.name, key)
             existing = self.store.find_open_incident(host, rule.name, key)
+            if existing is not None and existing.cleared_at is None:
+                # Already open and firing: another daemon noticed first, or this
+                # daemon lost its rule state. Nothing new happened.
+                return Outcome(existing, created=False, changed=False)
             if existing is not None:
                 text = (f"condition returned: {format_value(value, unit)} {rule.comparison} "
                         f"{format_value(rule.threshold, unit)}")
                 event_id = self.store.add_event(existing.id, now, "breach", DAEMON_ACTOR, text, value)
-                was_cleared = existing.cleared_at is not None
                 self.store.update_incident(existing.id, cleared_at=None, updated_at=now)
                 incident = self.store.get_incident(existing.id)
-                queued = self._followup(incident, "breach", event_id, text, now) if was_cleared else 0
+                queued = self._followup(incident, "breach", event_id, text, now)
                 return Outcome(incident, created=False, queued=queued)
 
             previous = self.store.last_closed_incident(host, rule.name)

@@ -27,6 +27,8 @@ CATALOG = {
         MetricInfo("net.out_bytes_per_s", "B/s", "bytes sent per second on a network interface", ("nic",)),
         MetricInfo("procs.count", "", "number of processes"),
         MetricInfo("uptime.seconds", "s", "seconds since the host booted"),
+        MetricInfo("host.silent_seconds", "s", "seconds since a host last reported; other hosts' siqd "
+                                               "evaluate it for the built-in host-silent rule"),
     )
 }
 

@@ -21,6 +21,8 @@ from siqd.records import Record
 
 from siqd.config import Rule
 
+SILENT_HOST_RULE = "host-silent"
+
 PENDING = "pending"
 FIRING = "firing"
 
@@ -38,6 +40,13 @@ class Transition(Record):
     kind: str  # FIRE or CLEAR
     started_at: float
     value: float
+
+
+def silent_host_rule(config) -> Rule:
+    """Return the built-in rule behind host-silent incidents; its threshold is set per host."""
+    return Rule(name=SILENT_HOST_RULE, metric="host.silent_seconds", comparison="above", threshold=60.0,
+                clear=60.0, severity="critical", notify=None,
+                description="siqd on this host stopped reporting: the host, its network or siqd is down")
 
 
 def rule_matches(rule: Rule, host: str, metric: str, labels: dict[str, str]) -> bool:

@@ -278,6 +278,16 @@ class Store:
             "FROM hosts h ORDER BY h.name"
         )
 
+    def get_host(self, host: str) -> dict | None:
+        return self.row("SELECT name, first_seen, last_seen, interval, version FROM hosts WHERE name = ?", (host,))
+
+    def add_host_event(self, host: str, ts: float, kind: str, text: str) -> None:
+        self.execute("INSERT INTO host_events (host, ts, kind, text) VALUES (?, ?, ?, ?)", (host, ts, kind, text))
+
+    def host_events(self, host: str, limit: int = 20) -> list[dict]:
+        return self.rows("SELECT ts, kind, text FROM host_events WHERE host = ? ORDER BY ts DESC, id DESC LIMIT ?",
+                         (host, limit))
+
     def series_id(self, host: str, metric: str, labels: dict[str, str], unit: str) -> int:
         key = (host, metric, series_key(labels))
         cached = self._series_ids.get(key)

@@ -7,7 +7,7 @@ database, and times are DOUBLE PRECISION epoch seconds (PostgreSQL's REAL
 has only 24 bits of mantissa, too few for a timestamp).
 """
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 MIGRATIONS: list[list[str]] = [
     # 1: hosts, series and samples, rule state, incidents with their timeline, the outbox.
@@ -130,6 +130,17 @@ MIGRATIONS: list[list[str]] = [
             updated_at DOUBLE PRECISION NOT NULL,
             updated_by TEXT NOT NULL
         )""",
+    ],
+    # 3: a timeline per host (daemon stopped and started again, ...).
+    [
+        """CREATE TABLE host_events (
+            id {autoid},
+            host TEXT NOT NULL,
+            ts DOUBLE PRECISION NOT NULL,
+            kind TEXT NOT NULL,
+            text TEXT NOT NULL
+        )""",
+        "CREATE INDEX host_events_host ON host_events (host, ts)",
     ],
 ]
 
