@@ -570,3 +570,28 @@ def test_huge_id_exits_2(siq):
     result = siq.siqctl("incidents", "show", "99999999999999999999")
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
+
+
+def test_list_recurring_series(siq):
+    for note in ("rotated logs", "rotated logs again"):
+        siq.siqctl("open", "--host", "db-1", "--title", "disk full", check=True)
+        incident_id = str(siq.siqctl_json("incidents", "list")[0]["id"])
+        siq.siqctl("resolve", incident_id, "-m", note, check=True)
+    siq.siqctl("open", "--host", "db-1", "--title", "disk full", check=True)
+    siq.siqctl("open", "--host", "db-1", "--title", "only once", check=True)
+    rows = siq.siqctl_json("incidents", "list", "--recurring")
+    assert [(row["host"], row["rule"], row["incidents"]) for row in rows] == [("db-1", "manual", 3)]
+    assert rows[0]["last_resolution"] == "rotated logs again"
+    assert rows[0]["latest_status"] == "open"
+    text = siq.siqctl("incidents", "list", "--recurring").stdout
+    assert "rotated logs again" in text
+
+
+def test_reopened_series_links_previous(siq):
+    siq.siqctl("open", "--host", "db-1", "--title", "disk full", check=True)
+    siq.siqctl("resolve", "1", "-m", "rotated logs", check=True)
+    siq.siqctl("open", "--host", "db-1", "--title", "disk full", check=True)
+    shown = siq.siqctl_json("incidents", "show", "2")
+    assert shown["previous"]["id"] == 1
+    assert shown["previous"]["resolution"] == "rotated logs"
+    assert "Last time:  #1, resolved with 'rotated logs'" in siq.siqctl("incidents", "show", "2").stdout

@@ -39,6 +39,8 @@ def list_incidents(
     host: str = typer.Option(None, help="only hosts matching this glob, e.g. 'db-*'"),
     rule: str = typer.Option(None, help="only rules matching this glob"),
     since: str = typer.Option(None, help="only incidents opened within this duration, e.g. 24h or 7d"),
+    recurring: bool = typer.Option(False, "--recurring", help="list series with more than one incident "
+                                                                "instead (within --since, default 30d)"),
     unreviewed: bool = typer.Option(False, "--unreviewed", help="only resolved incidents that have no review "
                                                                   "(implies --status resolved)"),
     limit: int = typer.Option(DEFAULT_LIMIT, help="show at most this many, newest first; 0 shows all"),
@@ -53,6 +55,9 @@ def list_incidents(
     statuses = ["resolved"] if unreviewed else _statuses(status)
     opened_since = _since(since)
     store = context.store(create=False)
+    if recurring:
+        _list_recurring(store, _since(since or "30d"), limit, as_json)
+        return
     found = store.list_incidents(statuses, opened_since, limit + 1 if limit else None, host, rule, unreviewed)
     more = 1 if limit and len(found) > limit else 0
     if more:
@@ -68,6 +73,36 @@ def list_incidents(
     typer.echo(render.incidents_table(found))
     if more:
         typer.echo(f"(showing the newest {limit}; use --limit 0 to show all)", err=True)
+
+
+def _list_recurring(store, since: float, limit: int, as_json: bool) -> None:
+    found = store.recurring_series(since, limit or None)
+    rows = []
+    for entry in found:
+        latest = store.get_incident(entry["latest_id"])
+        rows.append({"host": entry["host"], "rule": entry["rule"], "series": entry["series"],
+                     "incidents": entry["incidents"], "latest_id": latest.id, "latest_status": latest.status,
+                     "first_opened_at": render.iso_utc(entry["first_at"]),
+                     "last_opened_at": render.iso_utc(entry["last_at"]),
+                     "last_resolution": _last_resolution(store, entry)})
+    if as_json:
+        typer.echo(render.to_json(rows))
+        return
+    if not rows:
+        typer.echo("No series had more than one incident in this period.")
+        return
+    from tabulate import tabulate
+
+    table = [(row["host"], row["rule"], render.series_label(row["series"]), row["incidents"],
+              f"#{row['latest_id']} {row['latest_status']}", render.shorten(row["last_resolution"] or "-", 50))
+             for row in rows]
+    typer.echo(tabulate(table, headers=("HOST", "RULE", "SERIES", "INCIDENTS", "LATEST", "LAST FIX"),
+                        tablefmt="simple", disable_numparse=True))
+
+
+def _last_resolution(store, entry: dict) -> str | None:
+    previous = store.last_closed_incident(entry["host"], entry["rule"], entry["series"])
+    return previous.resolution if previous else None
 
 
 @incidents_app.command("show")

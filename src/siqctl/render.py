@@ -126,6 +126,14 @@ def incidents_table(incidents: list[Incident], now: float | None = None) -> str:
     return tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True)
 
 
+def series_label(series: str) -> str:
+    return series if series and not series.startswith("title=") else "-"
+
+
+def shorten(text: str, width: int) -> str:
+    return _shorten(text, width)
+
+
 def _shorten(text: str, width: int) -> str:
     text = text.replace("\n", " ")
     return text if len(text) <= width else text[: width - 1] + "…"

@@ -77,7 +77,9 @@ class Incidents:
                 queued = self._followup(incident, "breach", event_id, text, now)
                 return Outcome(incident, created=False, queued=queued)
 
-            previous = self.store.last_closed_incident(host, rule.name)
+            # "Last time": the same series if it had incidents, else the rule on this host.
+            previous = self.store.last_closed_incident(host, rule.name, key) or \
+                self.store.last_closed_incident(host, rule.name)
             incident_id = self.store.create_incident(
                 host=host, rule=rule.name, series=key, metric=rule.metric, labels=labels,
                 title=messages.describe_incident(host, rule.name, labels, rule.metric, value, rule.comparison,

@@ -431,6 +431,19 @@ class Store:
             params.append(limit)
         return [Incident.from_row(row) for row in self.rows(statement, params)]
 
+    def recurring_series(self, since: float | None, limit: int | None = None) -> list[dict]:
+        """Return (host, rule, series) with more than one incident opened since `since`, most first."""
+        clause, params = ("WHERE opened_at >= ?", [since]) if since is not None else ("", [])
+        statement = (
+            "SELECT host, rule, series, COUNT(*) AS incidents, MAX(id) AS latest_id, MIN(opened_at) AS first_at, "
+            f"MAX(opened_at) AS last_at FROM incidents {clause} GROUP BY host, rule, series "
+            "HAVING COUNT(*) > 1 ORDER BY COUNT(*) DESC, MAX(opened_at) DESC"
+        )
+        if limit:
+            statement += " LIMIT ?"
+            params.append(limit)
+        return self.rows(statement, params)
+
     def add_event(self, incident_id: int, ts: float, kind: str, actor: str, text: str = "",
                   value: float | None = None) -> int:
         return self.insert(
