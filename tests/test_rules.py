@@ -274,3 +274,21 @@ def test_startup_grace_defaults_to_two_intervals():
     assert config.startup_grace == 30.0
     config = parse_config(_toml('interval = "15s"\nstartup_grace = "1m"\n'), "test")
     assert config.startup_grace == 60.0
+
+
+def test_rules_command_shows_states(siq):
+    siq.write_config('interval = "1s"\n[[rule]]\nname = "demo-disk"\nmetric = "disk.used_percent"\nabove = 1\n'
+                     'labels = { mount = "/" }\n[[rule]]\nname = "slow-disk"\nmetric = "disk.used_percent"\n'
+                     'above = 1\nfor = "1h"\nlabels = { mount = "/" }\n[[rule]]\nname = "never"\n'
+                     'metric = "cpu.percent"\nabove = 101\nhosts = ["other-*"]\n')
+    assert siq.siqd("run", "--once").returncode == 0
+    data = siq.siqctl_json("rules")
+    states = {row["rule"]: row for row in data["rules"]}
+    assert states["demo-disk"]["state"] == "firing"
+    assert states["demo-disk"]["incident"] == 1
+    assert states["slow-disk"]["state"] == "pending"
+    assert states["slow-disk"]["incident"] is None
+    assert states["never"]["state"] == "not for this host"
+    assert 0 < states["demo-disk"]["value"] < 100
+    text = siq.siqctl("rules").stdout
+    assert "firing since" in text

@@ -324,6 +324,15 @@ class Store:
         )
         return (row["ts"], row["value"]) if row else None
 
+    def latest_values(self, host: str, metric: str) -> list[dict]:
+        """Return each series of a metric on a host with its newest sample: labels (text), ts, value."""
+        return self.rows(
+            "SELECT r.labels, s.ts, s.value FROM series r JOIN samples s ON s.series_id = r.id "
+            "WHERE r.host = ? AND r.metric = ? AND s.ts = (SELECT MAX(ts) FROM samples WHERE series_id = r.id) "
+            "ORDER BY r.labels",
+            (host, metric),
+        )
+
     def delete_samples_before(self, cutoff: float, limit: int) -> int:
         """Delete at most `limit` samples older than `cutoff`; return how many went."""
         cursor = self.execute(
