@@ -292,3 +292,40 @@ def test_rules_command_shows_states(siq):
     assert 0 < states["demo-disk"]["value"] < 100
     text = siq.siqctl("rules").stdout
     assert "firing since" in text
+
+
+def test_reminders_at_interval_while_firing(store_url):
+    store = open_store(store_url)
+    text = ('host = "db-1"\n[notify]\ndefault = ["team"]\n[notify.channels]\nteam = ["json://127.0.0.1:9/x"]\n'
+            + RULES + 'remind_every = "1h"\n')
+    config = parse_config(_toml(text), "test")
+    clock = FakeClock()
+    daemon = Daemon(config, store, clock=clock)
+
+    def minute(value):
+        feed(daemon, clock, value)
+        daemon.send_reminders(clock())
+
+    for _ in range(6):
+        minute(95)  # opens at minute 5
+    for _ in range(150):
+        minute(95)  # 2.5 hours more
+    kinds = [row["kind"] for row in store.rows("SELECT kind FROM notifications ORDER BY id")]
+    assert kinds == ["opened", "reminder", "reminder"]
+    for value in [50] + [95] * 200:  # clears, then breaches again: no reminder while cleared
+        minute(value)
+    assert store.scalar("SELECT COUNT(*) FROM notifications WHERE kind = 'reminder'") >= 3
+    reminder = store.row("SELECT body FROM notifications WHERE kind = 'reminder' ORDER BY id LIMIT 1")
+    assert "Still firing, open for 1h" in reminder["body"]
+    store.close()
+
+
+def test_no_reminders_by_default(store_url):
+    store = open_store(store_url)
+    text = 'host = "db-1"\n[notify]\ndefault = ["team"]\n[notify.channels]\nteam = ["json://127.0.0.1:9/x"]\n' + RULES
+    daemon = Daemon(parse_config(_toml(text), "test"), store, clock=FakeClock())
+    for _ in range(300):
+        feed(daemon, daemon.clock, 95)
+        daemon.send_reminders(daemon.clock())
+    assert store.scalar("SELECT COUNT(*) FROM notifications WHERE kind = 'reminder'") == 0
+    store.close()

@@ -49,6 +49,7 @@ class Rule(Record):
     hosts: list[str] = Factory(lambda: ["*"])
     labels: dict[str, str] = Factory(dict)
     auto_resolve: bool = False
+    remind_every: float | None = None  # notify again while open and breaching; None: never
     notify: list[str] | None = None  # None means the default channels
     description: str = ""
 
@@ -281,6 +282,7 @@ def _read_rule(table: _Table, channels: dict) -> Rule:
         hosts=table.glob_list("hosts", ["*"]),
         labels=labels,
         auto_resolve=table.get("auto_resolve", bool, "true or false", False),
+        remind_every=table.duration("remind_every", None, minimum=60.0),
         notify=notify,
         description=table.string("description", ""),
     )
@@ -640,6 +642,7 @@ def effective_settings(config: Config) -> dict:
             "severity": rule.severity,
             "hosts": rule.hosts,
             "auto_resolve": rule.auto_resolve,
+            "remind_every": format_duration(rule.remind_every, exact=True) if rule.remind_every else "off",
             "notify": rule.notify if rule.notify is not None else config.notify.default,
         }
         if rule.labels:

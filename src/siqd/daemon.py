@@ -133,6 +133,7 @@ class Daemon:
             return samples
         try:
             self.watch_hosts(now)
+            self.send_reminders(now)
         except StoreUnavailable as error:
             if self.buffer is None:
                 raise
@@ -224,6 +225,23 @@ class Daemon:
             if outcome is not None:
                 log_event(logger, INFO, "condition_cleared", incident=outcome.incident.id, **fields,
                           status=outcome.incident.status)
+
+    # -- reminders ---------------------------------------------------------------------
+
+    def send_reminders(self, now: float) -> None:
+        """Remind the channels of incidents still open and breaching, every `remind_every` of their rule."""
+        rules = {rule.name: rule for rule in self.config.rules if rule.remind_every}
+        if not rules:
+            return
+        for incident in self.store.open_incidents_of(self.config.host):
+            rule = rules.get(incident.rule)
+            state = self.states.get((incident.rule, incident.series))
+            if rule is None or incident.cleared_at is not None or state is None or state.state != "firing":
+                continue
+            last = self.store.last_notice_at(incident.id)
+            if last is not None and now - last >= rule.remind_every:
+                queued = self.incidents.remind(incident, now)
+                log_event(logger, INFO, "reminder_queued", incident=incident.id, rule=rule.name, queued=queued)
 
     # -- silent hosts -----------------------------------------------------------------
 

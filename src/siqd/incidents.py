@@ -134,6 +134,15 @@ class Incidents:
         )
         return self.store.get_incident(candidates[0]["id"]) if candidates else None
 
+    def remind(self, incident: Incident, now: float) -> int:
+        """Queue a reminder that the incident is still open and breaching; return how many were queued."""
+        from siqd.durations import format_duration
+
+        with self.store.transaction():
+            text = f"still firing, open for {format_duration(now - incident.opened_at)}"
+            event_id = self.store.add_event(incident.id, now, "reminder", DAEMON_ACTOR, text)
+            return self._followup(incident, "reminder", event_id, text.capitalize(), now)
+
     # -- from people and scripts ------------------------------------------------------------
 
     def open_manual(self, host: str, title: str, severity: str, actor: str, text: str, now: float) -> Outcome:

@@ -15,6 +15,7 @@ HEADLINES = {
     "resolved": "resolved",
     "ignored": "ignored",
     "reopened": "reopened",
+    "reminder": "still firing",
 }
 
 

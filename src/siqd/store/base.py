@@ -518,6 +518,18 @@ class Store:
             [values[name] for name in names],
         )
 
+    def last_notice_at(self, incident_id: int) -> float | None:
+        """Return when the incident last queued a notice that it is firing (opened, again, reminder)."""
+        return self.scalar(
+            "SELECT MAX(created_at) FROM notifications WHERE incident_id = ? AND kind IN ('opened', 'breach', "
+            "'reminder', 'reopened')",
+            (incident_id,),
+        )
+
+    def open_incidents_of(self, host: str) -> list[Incident]:
+        rows = self.rows(f"SELECT {INCIDENT_COLUMNS} FROM incidents WHERE host = ? AND status = 'open'", (host,))
+        return [Incident.from_row(row) for row in rows]
+
     def opening_targets(self, incident_id: int) -> list[dict]:
         """Return the (channel, target, target_masked) that were sent the incident's opening notice."""
         return self.rows(
