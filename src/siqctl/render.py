@@ -16,9 +16,12 @@ def ago(epoch: float | None, now: float) -> str:
 
 
 def status_text(incident: Incident, now: float) -> str:
+    text = incident.status
     if incident.status == "open" and incident.cleared_at is not None:
-        return f"open, cleared {ago(incident.cleared_at, now)}"
-    return incident.status
+        text = f"open, cleared {ago(incident.cleared_at, now)}"
+    if incident.status == "open" and incident.silenced_by is not None:
+        text += f", silenced (#{incident.silenced_by})"
+    return text
 
 
 def series_text(incident: Incident) -> str:
@@ -56,6 +59,7 @@ def incident_data(incident: Incident, dashboard_url: str | None) -> dict:
         "closed_by": incident.closed_by,
         "resolution": incident.resolution,
         "previous_id": incident.previous_id,
+        "silenced_by": incident.silenced_by,
         "updated_at": iso_utc(incident.updated_at),
         "url": incident_link(incident, dashboard_url),
     }

@@ -21,7 +21,7 @@ from siqd.config import Config, ConfigError, Rule, load_config
 from siqd.incidents import Incidents
 from siqd.log import RepeatFilter, get_logger, log_event
 from siqd.rules import CLEAR, FIRE, SILENT_HOST_RULE, SeriesState, evaluate, rule_matches, silent_host_rule
-from siqd.timefmt import local_time
+from siqd.timefmt import local_time, zone_of
 from siqd.store import Store, StoreError, StoreUnavailable, series_key
 
 logger = get_logger("daemon")
@@ -134,6 +134,7 @@ class Daemon:
         try:
             self.watch_hosts(now)
             self.send_reminders(now)
+            self.release_silences(now)
         except StoreUnavailable as error:
             if self.buffer is None:
                 raise
@@ -225,6 +226,18 @@ class Daemon:
             if outcome is not None:
                 log_event(logger, INFO, "condition_cleared", incident=outcome.incident.id, **fields,
                           status=outcome.incident.status)
+
+    # -- silences ------------------------------------------------------------------------
+
+    def release_silences(self, now: float) -> None:
+        """Notify incidents whose silence has ended while they still hold."""
+        from siqd.silences import is_active
+
+        zone = zone_of(self.config.timezone)
+        for incident in self.store.silenced_incidents(self.config.host):
+            if not is_active(self.store, incident.silenced_by, now, zone):
+                queued = self.incidents.release_silenced(incident, now)
+                log_event(logger, WARNING, "silence_ended_incident_notified", incident=incident.id, queued=queued)
 
     # -- reminders ---------------------------------------------------------------------
 

@@ -12,7 +12,8 @@ from siqd.metrics import format_value
 from siqd.notify import messages
 from siqd.notify.outbox import enqueue_followup, enqueue_opening
 from siqd.store.base import IGNORED, OPEN, RESOLVED, Incident, Store, StoreError, series_key
-from siqd.timefmt import local_time
+from siqd.silences import active_silence, is_active
+from siqd.timefmt import local_time, zone_of
 
 DAEMON_ACTOR = "siqd"
 MANUAL_RULE = "manual"
@@ -118,6 +119,12 @@ class Incidents:
             incident = self.store.get_incident(incident.id)
             if incident.status != OPEN:
                 return Outcome(incident)
+            if incident.silenced_by is not None and is_active(self.store, incident.silenced_by, now,
+                                                             zone_of(self.config.timezone)):
+                silence = self.store.get_silence(incident.silenced_by)
+                self._close(incident, IGNORED, f"cleared during silence #{silence['id']}: {silence['reason']}",
+                            DAEMON_ACTOR, now)
+                return Outcome(self.store.get_incident(incident.id))
             queued = 0
             if not rule.auto_resolve:
                 queued += self._followup(incident, "cleared", event_id, text + "; resolve it with a note of the fix: "
@@ -133,6 +140,23 @@ class Incidents:
             (host, rule, key),
         )
         return self.store.get_incident(candidates[0]["id"]) if candidates else None
+
+    def release_silenced(self, incident: Incident, now: float) -> int:
+        """Notify an incident whose silence ended while it still holds, with its true start time."""
+        with self.store.transaction():
+            silence_id = incident.silenced_by
+            self.store.update_incident(incident.id, silenced_by=None, updated_at=now)
+            text = f"silence #{silence_id} ended; the condition still holds"
+            event_id = self.store.add_event(incident.id, now, "unsilenced", DAEMON_ACTOR, text)
+            incident = self.store.get_incident(incident.id)
+            channels = self.config.notify.default
+            rule = next((rule for rule in self.config.rules if rule.name == incident.rule), None)
+            if rule is not None and rule.notify is not None:
+                channels = rule.notify
+            previous = self.store.get_incident(incident.previous_id) if incident.previous_id else None
+            return self._opening(incident, event_id, channels, "opened",
+                                 f"Held back by silence #{silence_id}, which has ended.", previous, now,
+                                 check_silence=False)
 
     def remind(self, incident: Incident, now: float) -> int:
         """Queue a reminder that the incident is still open and breaching; return how many were queued."""
@@ -273,7 +297,15 @@ class Incidents:
         return self._followup(closed, kind, event_id, f"{label} ({actor}): {note}", now)
 
     def _opening(self, incident: Incident, event_id: int, channels: list[str], kind: str, detail: str,
-                 previous: Incident | None, now: float) -> int:
+                 previous: Incident | None, now: float, check_silence: bool = True) -> int:
+        if check_silence:
+            silence = active_silence(self.store, incident.host, incident.rule, incident.labels, now,
+                                     zone_of(self.config.timezone))
+            if silence is not None:
+                self.store.update_incident(incident.id, silenced_by=silence["id"])
+                self.store.add_event(incident.id, now, "silenced", DAEMON_ACTOR,
+                                     f"notifications held by silence #{silence['id']}: {silence['reason']}")
+                return 0
         body = messages.incident_body(incident, kind, detail, self.config.dashboard_url, previous)
         return enqueue_opening(self.store, self.config, incident, event_id, channels, kind,
                                messages.notify_type(kind, incident), messages.incident_title(incident, kind), body, now)

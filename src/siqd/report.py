@@ -20,7 +20,7 @@ from siqd.config import Config
 from siqd.durations import format_duration
 from siqd.metrics import format_value
 from siqd.store.base import IGNORED, OPEN, RESOLVED, Store
-from siqd.timefmt import iso_utc
+from siqd.timefmt import iso_utc, zone_of
 
 # A rule is noise when at least this many of its incidents were ignored ...
 NOISY_MIN_INCIDENTS = 3
@@ -34,7 +34,7 @@ class PeriodError(ValueError):
 
 def local_zone(name: str | None) -> ZoneInfo | None:
     """Return the configured zone, or None for the machine's local time."""
-    return ZoneInfo(name) if name else None
+    return zone_of(name)
 
 
 def month_period(text: str, zone, now: float) -> tuple[float, float, str]:

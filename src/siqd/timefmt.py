@@ -10,6 +10,15 @@ def iso_utc(epoch: float | None) -> str | None:
     return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def zone_of(name: str | None):
+    """Return the ZoneInfo for an IANA name, or None for the machine's local time."""
+    if not name:
+        return None
+    from zoneinfo import ZoneInfo
+
+    return ZoneInfo(name)
+
+
 def local_time(epoch: float | None) -> str:
     """Format epoch seconds in the local time zone for people ("2026-12-04 03:17:00 UTC")."""
     if epoch is None:

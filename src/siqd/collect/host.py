@@ -121,8 +121,10 @@ class HostCollector:
         if previous.cpu and current.cpu:
             total = current.cpu[0] - previous.cpu[0]
             busy = current.cpu[1] - previous.cpu[1]
-            if total > 0 and busy >= 0:
-                samples.append(Sample("cpu.percent", {}, round(min(100.0, busy / total * 100), 2)))
+            if total > 0:
+                # Linux's iowait counter can go backwards, making busy time shrink a
+                # little; the CPU was idle then, as psutil.cpu_percent also reports.
+                samples.append(Sample("cpu.percent", {}, round(min(100.0, max(busy, 0.0) / total * 100), 2)))
         for metrics, label, old, new in (
             (("disk.read_bytes_per_s", "disk.write_bytes_per_s"), "device", previous.disk, current.disk),
             (("net.in_bytes_per_s", "net.out_bytes_per_s"), "nic", previous.net, current.net),

@@ -71,6 +71,7 @@ class Incident(Record):
     resolution: str | None
     previous_id: int | None
     updated_at: float
+    silenced_by: int | None = None
 
     @classmethod
     def from_row(cls, row: dict) -> "Incident":
@@ -468,6 +469,40 @@ class Store:
                 (incident_id,),
             )
         ]
+
+    # -- silences ---------------------------------------------------------------------------
+
+    def add_silence(self, **values) -> int:
+        values["labels"] = json.dumps(values.get("labels") or {}, sort_keys=True)
+        names = list(values)
+        return self.insert(
+            f"INSERT INTO silences ({', '.join(names)}) VALUES ({', '.join('?' for _ in names)})",
+            [values[name] for name in names],
+        )
+
+    def silences(self, include_ended: bool = False) -> list[dict]:
+        clause = "" if include_ended else "WHERE ended_at IS NULL"
+        rows = self.rows(
+            "SELECT id, host_glob, rule_glob, labels, starts_at, ends_at, cron, duration, reason, created_by, "
+            f"created_at, ended_at, ended_by FROM silences {clause} ORDER BY id"
+        )
+        for row in rows:
+            row["labels"] = json.loads(row["labels"] or "{}")
+        return rows
+
+    def get_silence(self, silence_id: int) -> dict | None:
+        found = [row for row in self.silences(include_ended=True) if row["id"] == silence_id]
+        return found[0] if found else None
+
+    def end_silence(self, silence_id: int, actor: str, now: float) -> bool:
+        cursor = self.execute("UPDATE silences SET ended_at = ?, ended_by = ? WHERE id = ? AND ended_at IS NULL",
+                              (now, actor, silence_id))
+        return cursor.rowcount == 1
+
+    def silenced_incidents(self, host: str) -> list[Incident]:
+        rows = self.rows(f"SELECT {INCIDENT_COLUMNS} FROM incidents WHERE host = ? AND status = 'open' "
+                         "AND silenced_by IS NOT NULL", (host,))
+        return [Incident.from_row(row) for row in rows]
 
     # -- reviews --------------------------------------------------------------------------------
 

@@ -7,7 +7,7 @@ database, and times are DOUBLE PRECISION epoch seconds (PostgreSQL's REAL
 has only 24 bits of mantissa, too few for a timestamp).
 """
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 MIGRATIONS: list[list[str]] = [
     # 1: hosts, series and samples, rule state, incidents with their timeline, the outbox.
@@ -141,6 +141,25 @@ MIGRATIONS: list[list[str]] = [
             text TEXT NOT NULL
         )""",
         "CREATE INDEX host_events_host ON host_events (host, ts)",
+    ],
+    # 4: silences (maintenance windows), one-off or recurring by a cron expression.
+    [
+        """CREATE TABLE silences (
+            id {autoid},
+            host_glob TEXT NOT NULL,
+            rule_glob TEXT NOT NULL,
+            labels TEXT NOT NULL DEFAULT '{{}}',
+            starts_at DOUBLE PRECISION NOT NULL,
+            ends_at DOUBLE PRECISION,
+            cron TEXT,
+            duration DOUBLE PRECISION,
+            reason TEXT NOT NULL,
+            created_by TEXT NOT NULL,
+            created_at DOUBLE PRECISION NOT NULL,
+            ended_at DOUBLE PRECISION,
+            ended_by TEXT
+        )""",
+        "ALTER TABLE incidents ADD COLUMN silenced_by BIGINT",
     ],
 ]
 

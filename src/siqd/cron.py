@@ -1,0 +1,70 @@
+"""Five-field cron expressions (minute hour day-of-month month day-of-week) for recurring silences.
+
+Fields take `*`, numbers, ranges (`1-5`), lists (`1,15`) and steps (`*/15`,
+`0-30/10`). Day of week runs 0-7 with 0 and 7 both Sunday. As in cron,
+when both day fields are restricted, a day matches if either does.
+"""
+
+from datetime import datetime
+
+_FIELDS = (("minute", 0, 59), ("hour", 0, 23), ("day of month", 1, 31), ("month", 1, 12), ("day of week", 0, 7))
+
+
+class CronError(ValueError):
+    """An expression that is not five valid cron fields."""
+
+
+class CronExpression:
+    def __init__(self, text: str):
+        parts = text.split()
+        if len(parts) != 5:
+            raise CronError(f"invalid cron expression {text!r}: expected 5 fields "
+                            "(minute hour day-of-month month day-of-week), e.g. '0 2 * * *'")
+        self.text = text
+        sets = [_parse_field(part, name, low, high) for part, (name, low, high) in zip(parts, _FIELDS)]
+        self.minutes, self.hours, self.days, self.months, weekdays = sets
+        self.weekdays = {day % 7 for day in weekdays}
+        self.day_restricted = parts[2] != "*"
+        self.weekday_restricted = parts[4] != "*"
+
+    def matches(self, moment: datetime) -> bool:
+        if moment.minute not in self.minutes or moment.hour not in self.hours or moment.month not in self.months:
+            return False
+        day_ok = moment.day in self.days
+        weekday_ok = (moment.isoweekday() % 7) in self.weekdays
+        if self.day_restricted and self.weekday_restricted:
+            return day_ok or weekday_ok
+        return day_ok and weekday_ok
+
+
+def _parse_field(text: str, name: str, low: int, high: int) -> set[int]:
+    values: set[int] = set()
+    for item in text.split(","):
+        body, _, step_text = item.partition("/")
+        try:
+            step = int(step_text) if step_text else 1
+            if body == "*":
+                start, end = low, high
+            elif "-" in body:
+                start, end = (int(part) for part in body.split("-", 1))
+            else:
+                start = end = int(body)
+        except ValueError:
+            raise CronError(f"invalid {name} field {text!r} in cron expression") from None
+        if step < 1 or start < low or end > high or start > end:
+            raise CronError(f"invalid {name} field {text!r}: values must be within {low}-{high}")
+        values.update(range(start, end + 1, step))
+    return values
+
+
+def window_containing(expression: CronExpression, duration: float, now: float, zone) -> tuple[float, float] | None:
+    """Return the [start, end) of the window, started by a cron match and lasting `duration`, that holds `now`."""
+    minute_start = now - (now % 60)
+    for back in range(int(duration // 60) + 1):
+        start = minute_start - back * 60
+        if start + duration <= now:
+            break
+        moment = datetime.fromtimestamp(start, zone) if zone else datetime.fromtimestamp(start)
+        if expression.matches(moment):
+            return start, start + duration
+    return None
