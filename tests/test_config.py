@@ -472,3 +472,21 @@ def test_check_rejects_unknown_apprise_scheme(siq):
     assert "notify.channels.team" in result.stderr
     assert "s3cretpass" not in result.stderr
     assert "tok3nvalue" not in result.stderr
+
+
+def test_no_warning_for_url_without_secret(siq):
+    siq.write_config('[notify.channels]\nteam = ["json://127.0.0.1:8080/x"]\n')
+    siq.config_path.chmod(0o644)
+    result = siq.siqctl("config", "check", str(siq.config_path))
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+
+
+def test_url_has_secret_cases():
+    from siqd.config import url_has_secret
+
+    assert url_has_secret("json://user:pw@127.0.0.1/x")
+    assert url_has_secret("slack://T0000/B0000/XXXXXXXXXXXXXXXX")
+    assert url_has_secret("ntfy://127.0.0.1/topic?token=tk_abcdefgh123")
+    assert not url_has_secret("json://127.0.0.1:8080/hook")
+    assert not url_has_secret("mailto://mail.example.com?to=a@b.c")

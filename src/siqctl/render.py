@@ -187,7 +187,8 @@ def incident_detail(incident: Incident, events: list[Event], notifications: list
             edited = f", edited by {review['updated_by']} {local_time(review['updated_at'])}"
         lines += ["", f"Review (by {review['author']} {local_time(review['created_at'])}{edited}):"]
         for question, label in REVIEW_LABELS.items():
-            lines.append(f"  {label + ':':<15}{review[question] or '-'}")
+            answer = (review[question] or "-").replace("\n", "\n" + " " * 17)
+            lines.append(f"  {label + ':':<15}{answer}")
     elif incident.status == "resolved":
         lines += ["", f"Review: none yet; write one with: siqctl review {incident.id}"]
 

@@ -49,6 +49,7 @@ def report(
         if length <= 0:
             fail(f"invalid --since {since!r}: the period must be longer than 0s", USAGE)
         start, end, label = now - length, now, f"last {since or '30d'}"
+    period_args = f"--month {label}" if month is not None else f"--since {since or '30d'}"
 
     data = build_report(context.store(create=False), config, start, end, label, now)
     text = _render(data, output_format)
@@ -61,7 +62,7 @@ def report(
     else:
         typer.echo(text, nl=not text.endswith("\n"))
     if notify is not None:
-        _send_summary(config, notify, data)
+        _send_summary(config, notify, data, period_args)
 
 
 def _render(data: dict, output_format: str) -> str:
@@ -78,14 +79,14 @@ def _render(data: dict, output_format: str) -> str:
     return report_render.render_text(data) + "\n"
 
 
-def _send_summary(config, channel: str, data: dict) -> None:
+def _send_summary(config, channel: str, data: dict, period_args: str) -> None:
     """Send the summary to every URL of `channel`; fail unless at least one took it."""
     from siqctl.report_render import summary_lines
     from siqd.config import mask_url
     from siqd.notify.deliver import send_message
 
     title = f"siq report {data['period']['label']}"
-    body = "\n".join(summary_lines(data)) + "\n\nFull report: siqctl report --format html --out report.html"
+    body = "\n".join(summary_lines(data)) + f"\n\nFull report: siqctl report {period_args} --format html --out report.html"
     errors = []
     for url in config.notify.channels[channel]:
         error = send_message(url, title, body, "info", config.notify.timeout)

@@ -24,21 +24,28 @@ def summary_lines(report: dict) -> list[str]:
     totals = report["totals"]
     resolve = report["time_to_resolve"]
     lines = [
-        f"{totals['opened']} incidents opened: {totals['resolved']} resolved, {totals['ignored']} ignored, "
+        f"{totals['opened']} incident{'' if totals['opened'] == 1 else 's'} opened: {totals['resolved']} resolved, "
+        f"{totals['ignored']} ignored, "
         f"{totals['still_open']} still open.",
         f"Time to resolve: median {_duration(resolve['median_seconds'])}, "
         f"90th percentile {_duration(resolve['p90_seconds'])} ({resolve['count']} resolved).",
     ]
     if report["by_host"]:
-        top = report["by_host"][0]
-        lines.append(f"Most incidents: host {top['host']} ({top['incidents']}).")
+        top_count = report["by_host"][0]["incidents"]
+        leaders = [row["host"] for row in report["by_host"] if row["incidents"] == top_count]
+        if len(leaders) == 1:
+            lines.append(f"Most incidents: host {leaders[0]} ({top_count}).")
+        elif len(leaders) < len(report["by_host"]):
+            named = ", ".join(leaders[:3]) + (f" and {len(leaders) - 3} more" if len(leaders) > 3 else "")
+            lines.append(f"Most incidents: hosts {named} ({top_count} each).")
     if report["recurring"]:
         lines.append(f"{len(report['recurring'])} series had incidents more than once; the most: "
                      f"{_series_name(report['recurring'][0])} ({report['recurring'][0]['count']} times).")
     if report["noisy_rules"]:
         lines.append("Mostly ignored rules: " + ", ".join(rule["rule"] for rule in report["noisy_rules"]) + ".")
     if report["unreviewed"]:
-        lines.append(f"{len(report['unreviewed'])} resolved incidents have no review.")
+        count = len(report["unreviewed"])
+        lines.append(f"{count} resolved incident{' has' if count == 1 else 's have'} no review.")
     return lines
 
 
@@ -57,7 +64,8 @@ def _series_name(entry: dict) -> str:
 
 def _title(report: dict) -> str:
     period = report["period"]
-    return f"siq report {period['label']} ({period['start']} to {period['end']}, {period['timezone']} time)"
+    so_far = ", so far" if period["so_far"] else ""
+    return f"siq report {period['label']} ({period['start_local']} to {period['end_local']}{so_far})"
 
 
 # -- text --------------------------------------------------------------------------------
@@ -164,7 +172,7 @@ h1 { font-size: 1.5rem; margin-bottom: .2rem; } h2 { font-size: 1.1rem; margin-t
 .period { color: #5b6572; } ul.summary li { margin: .2rem 0; }
 table { border-collapse: collapse; width: 100%; } td, th { text-align: left; padding: .25rem .5rem; border-bottom: 1px solid #eceff3; vertical-align: top; }
 th { font-weight: 600; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
-svg text { font: 11px system-ui, sans-serif; fill: #1d232b; } .grid { display: grid; grid-template-columns: 1fr 1fr; gap: 2rem; }
+svg { max-width: 100%; height: auto; } svg text { font: 11px system-ui, sans-serif; fill: #1d232b; } .grid { display: grid; grid-template-columns: 1fr 1fr; gap: 2rem; }
 @media print { body { margin: 0; max-width: none; } h2 { break-after: avoid; } section { break-inside: avoid; } }
 @media (max-width: 40rem) { .grid { grid-template-columns: 1fr; } }
 """
@@ -177,8 +185,8 @@ def bar_chart_svg(rows: list[tuple[str, int]], label: str) -> str:
     bar_height, gap, name_width, width = 18, 6, 150, 420
     largest = max(count for _, count in rows) or 1
     height = len(rows) * (bar_height + gap)
-    parts = [f'<svg role="img" aria-label="{escape(label)}" width="100%" viewBox="0 0 {width} {height}" '
-             f'xmlns="http://www.w3.org/2000/svg">']
+    parts = [f'<svg role="img" aria-label="{escape(label)}" width="{width}" height="{height}" '
+             f'viewBox="0 0 {width} {height}" xmlns="http://www.w3.org/2000/svg">']
     for index, (name, count) in enumerate(rows):
         y = index * (bar_height + gap)
         length = (width - name_width - 40) * count / largest
@@ -193,16 +201,20 @@ def column_chart_svg(rows: list[tuple[str, int]], label: str, every: int = 1) ->
     """Return an inline SVG column chart; every `every`-th name is written under its column."""
     if not rows:
         return "<p>None.</p>"
-    width, height, bottom, margin = 600, 160, 24, 20
-    largest = max(count for _, count in rows) or 1
+    width, height, bottom, margin = 760, 170, 24, 20
+    # At least 4 so that a single incident is a short column, not a full-height one.
+    largest = max(max(count for _, count in rows), 4)
     step = (width - 2 * margin) / len(rows)
-    parts = [f'<svg role="img" aria-label="{escape(label)}" width="100%" viewBox="0 0 {width} {height}" '
-             f'xmlns="http://www.w3.org/2000/svg">']
+    parts = [f'<svg role="img" aria-label="{escape(label)}" width="{width}" height="{height}" '
+             f'viewBox="0 0 {width} {height}" xmlns="http://www.w3.org/2000/svg">']
     for index, (name, count) in enumerate(rows):
         column = (height - bottom - 14) * count / largest
         x = margin + index * step
         parts.append(f'<rect x="{x + 1:.1f}" y="{height - bottom - column:.1f}" width="{max(step - 2, 1):.1f}" '
                      f'height="{column:.1f}" fill="#3b6ea8"><title>{escape(name)}: {count}</title></rect>')
+        if count and step >= 14:
+            parts.append(f'<text x="{x + step / 2:.1f}" y="{height - bottom - column - 3:.1f}" '
+                         f'text-anchor="middle">{count}</text>')
         if index % every == 0:
             parts.append(f'<text x="{x + step / 2:.1f}" y="{height - 8}" text-anchor="middle">{escape(name)}</text>')
     parts.append("</svg>")
@@ -224,8 +236,9 @@ def render_html(report: dict) -> str:
            '<meta name="viewport" content="width=device-width, initial-scale=1">',
            f"<title>{escape(_title(report))}</title><style>{_CSS}</style></head><body>",
            f"<h1>siq report {escape(period['label'])}</h1>",
-           f'<p class="period">{escape(period["start"])} to {escape(period["end"])}, days and hours in '
-           f'{escape(period["timezone"])} time; generated {escape(report["generated_at"])}</p>',
+           f'<p class="period">{escape(period["start_local"])} to {escape(period["end_local"])}'
+           f'{", so far" if period["so_far"] else ""}; days and hours in {escape(period["timezone"])} time; '
+           f'generated {escape(report["generated_local"])}</p>',
            '<ul class="summary">' + "".join(f"<li>{escape(line)}</li>" for line in summary_lines(report)) + "</ul>"]
 
     out.append('<div class="grid"><section><h2>Incidents per host</h2>')

@@ -19,9 +19,11 @@ def _ask(question: str, current: str) -> str | None:
 
     typer.echo(REVIEW_PROMPTS[question])
     if current:
-        typer.echo(f"  now: {current}")
-    answer = typer.prompt(f"  answer (Enter keeps it, '{CLEAR_WORD}' clears it, '{EDIT_WORD}' opens $EDITOR)",
-                          default="", show_default=False, prompt_suffix=": ")
+        typer.echo("  now: " + current.replace("\n", "\n       "))
+        hint = f"Enter keeps it, '{CLEAR_WORD}' clears it, '{EDIT_WORD}' opens $EDITOR"
+    else:
+        hint = f"Enter leaves it blank, '{EDIT_WORD}' opens $EDITOR"
+    answer = typer.prompt(f"  answer ({hint})", default="", show_default=False, prompt_suffix=": ")
     if answer == "":
         return None
     if answer.strip() == CLEAR_WORD:
@@ -40,7 +42,7 @@ def _edit(text: str) -> str:
 
     editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
     with tempfile.NamedTemporaryFile("w+", suffix=".txt", encoding="utf-8", delete=False) as handle:
-        handle.write(text)
+        handle.write(text + "\n" if text else "")
         path = handle.name
     try:
         try:
@@ -75,6 +77,14 @@ def review(
     store = context.store()
     incident = store.get_incident(incident_id)
     answers = {"trigger": trigger, "cause": cause, "fix": fix, "sooner": sooner}
+    if as_json and all(value is None for value in answers.values()):
+        from siqctl.render import review_data, to_json
+
+        current = store.get_review(incident_id)
+        if current is None:
+            fail(f"incident {incident_id} has no review yet; write one with: siqctl review {incident_id}")
+        typer.echo(to_json(review_data(current)))
+        return
     if all(value is None for value in answers.values()):
         if not sys.stdin.isatty():
             fail("no answers given and no terminal to ask on; use --trigger, --cause, --fix or --sooner", USAGE)

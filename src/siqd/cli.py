@@ -15,6 +15,9 @@ def _parser() -> argparse.ArgumentParser:
         description="siq's per-host daemon: samples metrics, opens incidents, sends notifications.",
     )
     parser.add_argument("--version", action="version", version=f"siqd {__version__}")
+    # --config and --store work before or after the command, as in siqctl.
+    parser.add_argument("--config", metavar="FILE", dest="global_config", help="config file")
+    parser.add_argument("--store", metavar="URL", dest="global_store", help="store location")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     run = commands.add_parser("run", help="sample this host every interval until stopped (SIGTERM)",
@@ -36,6 +39,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
+    args.config = args.config or args.global_config
+    args.store = args.store or args.global_store
     if args.command is None:
         _parser().print_help(sys.stderr)
         sys.exit(USAGE_ERROR)

@@ -440,11 +440,12 @@ def load_config(path: Path | None) -> Config:
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(source, "", f"invalid TOML: {error}") from None
     config = parse_config(data, source, path)
-    if any(config.notify.channels.values()):
+    if any(url_has_secret(url) for urls in config.notify.channels.values() for url in urls):
         mode = path.stat().st_mode
         if mode & stat.S_IROTH:
             config.warnings.append(
-                f"{source} contains notification URLs with secrets and is readable by every user; "
+                f"{source} contains notification URLs that look like they carry secrets (a password or "
+                f"a token) and is readable by every user; "
                 f"run: chmod o-r {source}"
             )
     return config
@@ -555,6 +556,20 @@ def mask_url(url: str) -> str:
         keys = [part.split("=", 1)[0] for part in query.split("&") if part]
         masked += "?" + "&".join(f"{key}=****" for key in keys)
     return masked
+
+
+def url_has_secret(url: str) -> bool:
+    """Tell whether an Apprise URL looks like it carries a secret: user info, a token-like path or query value,
+    or a token in place of a host name."""
+    if "://" not in url:
+        return False
+    rest = url.split("://", 1)[1]
+    rest, _, query = rest.partition("?")
+    authority, _, path = rest.partition("/")
+    if "@" in authority or not _looks_like_host(authority):
+        return True
+    values = [segment for segment in path.split("/")] + [part.partition("=")[2] for part in query.split("&")]
+    return any(len(value) >= 8 for value in values)
 
 
 def _looks_like_host(authority: str) -> bool:

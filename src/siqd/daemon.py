@@ -304,13 +304,24 @@ class Daemon:
     # -- store outages ------------------------------------------------------------------
 
     def start_outage(self, error: StoreError) -> None:
-        if self.outage_since is None:
+        first = self.outage_since is None
+        if first:
             self.outage_since = self.clock()
             self.outage_attempts = 0
-            log_event(logger, ERROR, "store_unavailable", store=self.store.location, error=error,
-                      buffer=self.buffer.path if self.buffer else None)
+            self._errors.forget("outage")
         self.outage_attempts += 1
-        self.next_store_attempt = time.monotonic() + min(2 ** self.outage_attempts, MAX_RECONNECT_DELAY)
+        delay = min(2 ** self.outage_attempts, MAX_RECONNECT_DELAY)
+        self.next_store_attempt = time.monotonic() + delay
+        if first:
+            log_event(logger, ERROR, "store_unavailable", store=self.store.location, error=error,
+                      buffer=self.buffer.path if self.buffer else None, retry_in=f"{delay:.0f}s")
+            self._errors.should_log("outage", time.time())
+            return
+        should_log, suppressed = self._errors.should_log("outage", time.time())
+        if should_log:
+            log_event(logger, WARNING, "store_still_unavailable", store=self.store.location, error=error,
+                      outage=f"{self.clock() - self.outage_since:.0f}s",
+                      rounds_buffered=len(self.buffer) if self.buffer else None, retry_in=f"{delay:.0f}s")
 
     def buffer_round(self, ts: float, samples: list[Sample], transitions: list[dict]) -> None:
         dropped = self.buffer.append(ts, samples, transitions, self.states)
@@ -454,7 +465,9 @@ class Daemon:
                 self.worker.wait(5)
             except subprocess.TimeoutExpired:
                 self.worker.kill()
-        log_event(logger, INFO, "daemon_stopped", host=self.config.host)
+        buffered = len(self.buffer) if self.buffer is not None else 0
+        log_event(logger, INFO, "daemon_stopped", host=self.config.host,
+                  rounds_buffered=buffered or None, buffer=self.buffer.path if buffered else None)
 
     def _guarded_round(self) -> list[Sample] | None:
         """Run a round, logging a store failure instead of raising; return the samples or None."""

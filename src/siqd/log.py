@@ -28,7 +28,7 @@ class KeyValueFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         parts = []
         if self.with_time:
-            stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(record.created))
+            stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(record.created))
             parts.append(f"ts={stamp}")
         parts.append(f"level={record.levelname.lower()}")
         parts.append(f"event={_quote(record.getMessage())}")

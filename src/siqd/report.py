@@ -95,7 +95,8 @@ def build_report(store: Store, config: Config, start: float, end: float, label: 
 
     days = []
     day = _local(start, zone).date()
-    last_day = _local(end - 1, zone).date() if end > start else day
+    shown_end = min(end, now)  # a period that runs into the future ("this month") stops at today
+    last_day = _local(shown_end - 1, zone).date() if shown_end > start else day
     while day <= last_day:
         days.append({"date": day.isoformat(), "incidents": by_day.get(day, 0)})
         day += timedelta(days=1)
@@ -133,8 +134,11 @@ def build_report(store: Store, config: Config, start: float, end: float, label: 
 
     return {
         "period": {"label": label, "start": iso_utc(start), "end": iso_utc(end),
-                   "timezone": config.timezone or "local"},
+                   "start_local": _local(start, zone).strftime("%Y-%m-%d %H:%M %Z"),
+                   "end_local": _local(end, zone).strftime("%Y-%m-%d %H:%M %Z"),
+                   "so_far": end > now, "timezone": config.timezone or "local"},
         "generated_at": iso_utc(now),
+        "generated_local": _local(now, zone).strftime("%Y-%m-%d %H:%M %Z"),
         "totals": {
             "opened": len(incidents),
             "resolved": len(resolved),
