@@ -66,3 +66,9 @@ def test_unwritable_store_exits_one(siq, tmp_path):
 def test_no_command_is_usage_error():
     result = subprocess.run([str(BIN / "siqd")], capture_output=True, text=True)
     assert result.returncode == 2
+
+
+def test_config_before_command(siq):
+    result = subprocess.run([str(BIN / "siqd"), "--config", str(siq.config_path), "run", "--once"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr

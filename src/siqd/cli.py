@@ -39,8 +39,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
-    args.config = args.config or args.global_config
-    args.store = args.store or args.global_store
+    args.config = getattr(args, "config", None) or args.global_config
+    args.store = getattr(args, "store", None) or args.global_store
     if args.command is None:
         _parser().print_help(sys.stderr)
         sys.exit(USAGE_ERROR)
