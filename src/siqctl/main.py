@@ -2,7 +2,7 @@
 
 import typer
 
-from siqctl import config_cmds, context, hosts, incidents, report, review, rules_cmd, silences_cmd
+from siqctl import config_cmds, context, hosts, incidents, notify_cmd, report, review, rules_cmd, silences_cmd
 
 app = typer.Typer(
     help="siq's command line: list, show, resolve, ignore, comment on, reopen and open incidents; "
@@ -41,6 +41,7 @@ report.register(app)
 hosts.register(app)
 rules_cmd.register(app)
 silences_cmd.register(app)
+notify_cmd.register(app)
 config_cmds.register(app)
 
 

@@ -73,6 +73,8 @@ class NotifySettings(Record):
     retry_max: float = 900.0
     give_up_after: float = 86400.0
     timeout: float = 10.0
+    fallback: str | None = None  # channel that gets what another channel failed to deliver
+    fallback_after: float = 900.0
 
 
 class Config(Record):
@@ -314,7 +316,11 @@ def _read_notify(table: _Table) -> NotifySettings:
         retry_max=table.duration("retry_max", 900.0, minimum=0.1),
         give_up_after=table.duration("give_up_after", 86400.0, minimum=1.0),
         timeout=table.duration("timeout", 10.0, minimum=0.5),
+        fallback=table.string("fallback"),
+        fallback_after=table.duration("fallback_after", 900.0, minimum=1.0),
     )
+    if settings.fallback is not None and settings.fallback not in channels:
+        raise table.error("fallback", f"unknown channel {settings.fallback!r}; define it under [notify.channels]")
     table.reject_unknown()
     return settings
 
@@ -686,6 +692,8 @@ def effective_settings(config: Config) -> dict:
             "retry_max": format_duration(config.notify.retry_max, exact=True),
             "give_up_after": format_duration(config.notify.give_up_after, exact=True),
             "timeout": format_duration(config.notify.timeout, exact=True),
+            "fallback": config.notify.fallback or "",
+            "fallback_after": format_duration(config.notify.fallback_after, exact=True),
             "channels": masked_channels(config.notify),
         },
         "rule": rules,

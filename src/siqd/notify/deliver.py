@@ -54,8 +54,8 @@ class _CaptureApprise(logging.Handler):
 
     def error_text(self, fallback: str) -> str:
         text = "; ".join(dict.fromkeys(self.messages)) or fallback
-        if self.reasons:
-            text = f"{text.rstrip('.')}: {self.reasons[0]}"
+        if self.reasons:  # the reason first: it is what a person acts on
+            text = f"{self.reasons[0]} ({text.rstrip('.')})"
         return text
 
 
@@ -122,6 +122,37 @@ def unusable_targets(channels: dict[str, list[str]]) -> list[tuple[str, str]]:
     return unusable
 
 
+def forward_to_fallback(store: Store, config: Config, now: float) -> int:
+    """Copy, once, the undelivered notices of a target failing for `fallback_after` to the fallback channel.
+
+    One broken webhook must not hide an outage: the fallback channel gets
+    each notice the failing target did not, marked as forwarded.
+    """
+    from siqd.config import mask_url
+
+    settings = config.notify
+    if settings.fallback is None or not settings.channels.get(settings.fallback):
+        return 0
+    copied = 0
+    for notification in store.fallback_candidates(now - settings.fallback_after, settings.fallback):
+        with store.transaction():
+            note = (f"Forwarded to the fallback channel: channel {notification.channel} "
+                    f"({notification.target_masked}) has been failing: {notification.last_error or 'not delivered'}")
+            for url in settings.channels[settings.fallback]:
+                store.enqueue_notification(
+                    incident_id=notification.incident_id, event_id=notification.event_id,
+                    channel=settings.fallback, target=target_fingerprint(url), target_masked=mask_url(url),
+                    kind=notification.kind, notify_type=notification.notify_type,
+                    title=f"{notification.title} (via fallback)", body=f"{notification.body}\n\n{note}",
+                    created_at=now, next_attempt_at=now,
+                )
+                copied += 1
+            store.mark_fallback(notification.id, now)
+        log_event(logger, WARNING, "fallback_forwarded", notification=notification.id,
+                  incident=notification.incident_id, channel=notification.channel, fallback=settings.fallback)
+    return copied
+
+
 def deliver_due(store: Store, config: Config, clock=time.time, deadline: float | None = None,
                 lease: float = 120.0) -> DeliveryReport:
     """Send every due notification once; failures are rescheduled with backoff.
@@ -130,6 +161,7 @@ def deliver_due(store: Store, config: Config, clock=time.time, deadline: float |
     in the outbox for the next run.
     """
     report = DeliveryReport()
+    forward_to_fallback(store, config, clock())
     urls = {
         target_fingerprint(url): url for urls_of_channel in config.notify.channels.values() for url in urls_of_channel
     }

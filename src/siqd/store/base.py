@@ -108,6 +108,7 @@ class Notification(Record):
     claimed_until: float | None
     sent_at: float | None
     last_error: str | None
+    fallback_at: float | None = None
 
 
 INCIDENT_COLUMNS = ", ".join(Incident._field_names)
@@ -626,6 +627,29 @@ class Store:
             "sent_at = ?, last_error = ?, next_attempt_at = COALESCE(?, next_attempt_at) WHERE id = ?",
             (status, now if ok else None, error, next_attempt_at, notification_id),
         )
+
+    def failing_notifications(self) -> list[Notification]:
+        """Return notifications that failed at least once and are not sent: retrying or given up."""
+        rows = self.rows(
+            f"SELECT {NOTIFICATION_COLUMNS} FROM notifications WHERE (status = 'pending' AND attempts > 0) "
+            "OR status = 'given_up' ORDER BY id"
+        )
+        return [Notification(**row) for row in rows]
+
+    def fallback_candidates(self, failing_since: float, channel: str) -> list[Notification]:
+        """Return pending notifications, not yet copied to the fallback, whose target has failed since
+        before `failing_since` (its oldest failing pending notification is that old)."""
+        rows = self.rows(
+            f"SELECT {NOTIFICATION_COLUMNS} FROM notifications n WHERE n.status IN ('pending', 'given_up') "
+            "AND n.fallback_at IS NULL AND n.channel != ? AND EXISTS (SELECT 1 FROM notifications o "
+            "WHERE o.target = n.target AND o.status IN ('pending', 'given_up') AND o.attempts > 0 "
+            "AND o.created_at <= ?) ORDER BY n.id",
+            (channel, failing_since),
+        )
+        return [Notification(**row) for row in rows]
+
+    def mark_fallback(self, notification_id: int, now: float) -> None:
+        self.execute("UPDATE notifications SET fallback_at = ? WHERE id = ?", (now, notification_id))
 
     def notifications_for(self, incident_id: int) -> list[Notification]:
         rows = self.rows(
