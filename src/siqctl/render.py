@@ -19,6 +19,8 @@ def status_text(incident: Incident, now: float) -> str:
     text = incident.status
     if incident.status == "open" and incident.cleared_at is not None:
         text = f"open, cleared {ago(incident.cleared_at, now)}"
+    if incident.status == "open" and incident.flapping_since is not None:
+        text += ", flapping"
     if incident.status == "open" and incident.silenced_by is not None:
         text += f", silenced (#{incident.silenced_by})"
     return text
@@ -60,6 +62,7 @@ def incident_data(incident: Incident, dashboard_url: str | None) -> dict:
         "resolution": incident.resolution,
         "previous_id": incident.previous_id,
         "silenced_by": incident.silenced_by,
+        "flapping": incident.flapping_since is not None,
         "updated_at": iso_utc(incident.updated_at),
         "url": incident_link(incident, dashboard_url),
     }

@@ -50,6 +50,8 @@ class Rule(Record):
     labels: dict[str, str] = Factory(dict)
     auto_resolve: bool = False
     remind_every: float | None = None  # notify again while open and breaching; None: never
+    flap_max: int = 6  # more condition changes than this within flap_window is flapping
+    flap_window: float = 1800.0
     notify: list[str] | None = None  # None means the default channels
     description: str = ""
 
@@ -285,11 +287,20 @@ def _read_rule(table: _Table, channels: dict) -> Rule:
         labels=labels,
         auto_resolve=table.get("auto_resolve", bool, "true or false", False),
         remind_every=table.duration("remind_every", None, minimum=60.0),
+        flap_max=_positive_int(table, "flap_max", 6),
+        flap_window=table.duration("flap_window", 1800.0, minimum=60.0),
         notify=notify,
         description=table.string("description", ""),
     )
     table.reject_unknown()
     return rule
+
+
+def _positive_int(table: _Table, name: str, default: int) -> int:
+    value = table.get(name, int, "a whole number", default)
+    if value < 1:
+        raise table.error(name, f"must be at least 1, got {value}")
+    return value
 
 
 def _read_notify(table: _Table) -> NotifySettings:
@@ -664,6 +675,8 @@ def effective_settings(config: Config) -> dict:
             "hosts": rule.hosts,
             "auto_resolve": rule.auto_resolve,
             "remind_every": format_duration(rule.remind_every, exact=True) if rule.remind_every else "off",
+            "flap_max": rule.flap_max,
+            "flap_window": format_duration(rule.flap_window, exact=True),
             "notify": rule.notify if rule.notify is not None else config.notify.default,
         }
         if rule.labels:

@@ -135,6 +135,7 @@ class Daemon:
             self.watch_hosts(now)
             self.send_reminders(now)
             self.release_silences(now)
+            self.end_flapping(now)
         except StoreUnavailable as error:
             if self.buffer is None:
                 raise
@@ -239,6 +240,20 @@ class Daemon:
                 queued = self.incidents.release_silenced(incident, now)
                 log_event(logger, WARNING, "silence_ended_incident_notified", incident=incident.id, queued=queued)
 
+    # -- flapping -------------------------------------------------------------------------
+
+    def end_flapping(self, now: float) -> None:
+        """Release flapping incidents whose condition has not changed for their rule's flap window."""
+        rules = {rule.name: rule for rule in self.config.rules}
+        for incident in self.store.flapping_incidents(self.config.host):
+            rule = rules.get(incident.rule)
+            if rule is None:
+                continue
+            _, last_change = self.store.state_changes(incident.id, now - rule.flap_window)
+            if last_change is None or now - last_change >= rule.flap_window:
+                queued = self.incidents.end_flapping(incident, rule, now)
+                log_event(logger, INFO, "flapping_ended", incident=incident.id, rule=rule.name, queued=queued)
+
     # -- reminders ---------------------------------------------------------------------
 
     def send_reminders(self, now: float) -> None:
@@ -251,6 +266,8 @@ class Daemon:
             state = self.states.get((incident.rule, incident.series))
             if rule is None or incident.cleared_at is not None or state is None or state.state != "firing":
                 continue
+            if incident.flapping_since is not None or incident.silenced_by is not None:
+                continue  # held back: a reminder would be the noise the hold prevents
             last = self.store.last_notice_at(incident.id)
             if last is not None and now - last >= rule.remind_every:
                 queued = self.incidents.remind(incident, now)

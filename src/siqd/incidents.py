@@ -8,6 +8,7 @@ pattern): a notification exists if and only if its event does.
 from siqd.records import Record
 
 from siqd.config import Config, Rule
+from siqd.durations import format_duration
 from siqd.metrics import format_value
 from siqd.notify import messages
 from siqd.notify.outbox import enqueue_followup, enqueue_opening
@@ -75,7 +76,7 @@ class Incidents:
                 event_id = self.store.add_event(existing.id, now, "breach", DAEMON_ACTOR, text, value)
                 self.store.update_incident(existing.id, cleared_at=None, updated_at=now)
                 incident = self.store.get_incident(existing.id)
-                queued = self._followup(incident, "breach", event_id, text, now)
+                queued = self._change_notice(incident, rule, "breach", event_id, text, now)
                 return Outcome(incident, created=False, queued=queued)
 
             # "Last time": the same series if it had incidents, else the rule on this host.
@@ -127,8 +128,9 @@ class Incidents:
                 return Outcome(self.store.get_incident(incident.id))
             queued = 0
             if not rule.auto_resolve:
-                queued += self._followup(incident, "cleared", event_id, text + "; resolve it with a note of the fix: "
-                                         f"siqctl resolve {incident.id} -m '…'", now)
+                queued += self._change_notice(incident, rule, "cleared", event_id,
+                                              text + "; resolve it with a note of the fix: "
+                                              f"siqctl resolve {incident.id} -m '…'", now)
             else:
                 queued += self._close(incident, RESOLVED, "condition cleared (auto_resolve)", DAEMON_ACTOR, now)
             return Outcome(self.store.get_incident(incident.id), queued=queued)
@@ -140,6 +142,35 @@ class Incidents:
             (host, rule, key),
         )
         return self.store.get_incident(candidates[0]["id"]) if candidates else None
+
+    def _change_notice(self, incident: Incident, rule: Rule, kind: str, event_id: int, text: str,
+                       now: float) -> int:
+        """Queue the notice of a condition change, unless the series is flapping.
+
+        The change that makes it more than `flap_max` changes within
+        `flap_window` sends one "flapping" notice instead; later changes send
+        nothing until the series has been stable for the window.
+        """
+        changes, _ = self.store.state_changes(incident.id, now - rule.flap_window)
+        if incident.flapping_since is not None:
+            return 0
+        if changes > rule.flap_max:
+            self.store.update_incident(incident.id, flapping_since=now)
+            flapping = self.store.get_incident(incident.id)
+            note = (f"Flapping: the condition changed {changes} times in {format_duration(rule.flap_window)}; "
+                    f"notifications are held until it is stable for {format_duration(rule.flap_window)}")
+            self.store.add_event(incident.id, now, "flapping", DAEMON_ACTOR, note)
+            return self._followup(flapping, "flapping", event_id, note, now)
+        return self._followup(incident, kind, event_id, text, now)
+
+    def end_flapping(self, incident: Incident, rule: Rule, now: float) -> int:
+        """End the hold of a series stable for its flap window, with one notice of its current state."""
+        with self.store.transaction():
+            self.store.update_incident(incident.id, flapping_since=None, updated_at=now)
+            state = "the condition has cleared" if incident.cleared_at is not None else "the condition still holds"
+            text = f"stable again for {format_duration(rule.flap_window)}: {state}"
+            event_id = self.store.add_event(incident.id, now, "stable", DAEMON_ACTOR, text)
+            return self._followup(self.store.get_incident(incident.id), "stable", event_id, text.capitalize(), now)
 
     def release_silenced(self, incident: Incident, now: float) -> int:
         """Notify an incident whose silence ended while it still holds, with its true start time."""

@@ -16,6 +16,8 @@ HEADLINES = {
     "ignored": "ignored",
     "reopened": "reopened",
     "reminder": "still firing",
+    "flapping": "flapping, notifications held",
+    "stable": "stable again",
 }
 
 

@@ -72,6 +72,7 @@ class Incident(Record):
     previous_id: int | None
     updated_at: float
     silenced_by: int | None = None
+    flapping_since: float | None = None
 
     @classmethod
     def from_row(cls, row: dict) -> "Incident":
@@ -499,6 +500,21 @@ class Store:
         cursor = self.execute("UPDATE silences SET ended_at = ?, ended_by = ? WHERE id = ? AND ended_at IS NULL",
                               (now, actor, silence_id))
         return cursor.rowcount == 1
+
+    def state_changes(self, incident_id: int, since: float) -> tuple[int, float | None]:
+        """Return how many times the incident's condition changed (opened, cleared, returned) since
+        `since`, and when it last changed at all."""
+        row = self.row(
+            "SELECT SUM(CASE WHEN ts >= ? THEN 1 ELSE 0 END) AS recent, MAX(ts) AS last FROM events "
+            "WHERE incident_id = ? AND kind IN ('opened', 'cleared', 'breach')",
+            (since, incident_id),
+        )
+        return int(row["recent"] or 0), row["last"]
+
+    def flapping_incidents(self, host: str) -> list[Incident]:
+        rows = self.rows(f"SELECT {INCIDENT_COLUMNS} FROM incidents WHERE host = ? AND status = 'open' "
+                         "AND flapping_since IS NOT NULL", (host,))
+        return [Incident.from_row(row) for row in rows]
 
     def silenced_incidents(self, host: str) -> list[Incident]:
         rows = self.rows(f"SELECT {INCIDENT_COLUMNS} FROM incidents WHERE host = ? AND status = 'open' "

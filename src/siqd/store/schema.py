@@ -7,7 +7,7 @@ database, and times are DOUBLE PRECISION epoch seconds (PostgreSQL's REAL
 has only 24 bits of mantissa, too few for a timestamp).
 """
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 MIGRATIONS: list[list[str]] = [
     # 1: hosts, series and samples, rule state, incidents with their timeline, the outbox.
@@ -164,6 +164,10 @@ MIGRATIONS: list[list[str]] = [
     # 5: when a failing notification was copied to the fallback channel.
     [
         "ALTER TABLE notifications ADD COLUMN fallback_at DOUBLE PRECISION",
+    ],
+    # 6: flapping incidents hold their notifications.
+    [
+        "ALTER TABLE incidents ADD COLUMN flapping_since DOUBLE PRECISION",
     ],
 ]
 
