@@ -123,9 +123,12 @@ def show(
     previous = store.get_incident(incident.previous_id) if incident.previous_id else None
     review = store.get_review(incident_id)
     dashboard = context.config().dashboard_url
+    rule = next((rule for rule in context.config().rules if rule.name == incident.rule), None)
+    description = rule.description if rule is not None else ""
     if as_json:
         data = render.incident_data(incident, dashboard)
         data["review"] = render.review_data(review)
+        data["description"] = description or None
         data["current"] = {"at": render.iso_utc(current[0]), "value": current[1]} if current else None
         data["previous"] = (
             {"id": previous.id, "resolution": previous.resolution, "closed_at": render.iso_utc(previous.closed_at)}
@@ -141,7 +144,8 @@ def show(
         ]
         typer.echo(render.to_json(data))
         return
-    typer.echo(render.incident_detail(incident, events, notifications, current, previous, dashboard, review))
+    typer.echo(render.incident_detail(incident, events, notifications, current, previous, dashboard, review,
+                                      description))
 
 
 # -- actions ---------------------------------------------------------------------------------

@@ -106,6 +106,10 @@ def summary_text(incident: Incident) -> str:
     """Describe an incident in a table cell: the series and value for a rule, else the title."""
     if incident.source != "rule" or incident.metric is None:
         return incident.title
+    if incident.comparison == "forecast":
+        series = series_text(incident)
+        prefix = f"{series} " if series != "-" else ""
+        return f"{prefix}{format_value(incident.threshold, incident.unit)} in about {format_duration(incident.value or 0)}"
     value = format_value(incident.value, incident.unit)
     threshold = format_value(incident.threshold, incident.unit)
     series = series_text(incident)
@@ -148,7 +152,8 @@ def _shorten(text: str, width: int) -> str:
 
 def incident_detail(incident: Incident, events: list[Event], notifications: list[Notification],
                     current: tuple[float, float] | None, previous: Incident | None,
-                    dashboard_url: str | None, review: dict | None = None, now: float | None = None) -> str:
+                    dashboard_url: str | None, review: dict | None = None, description: str = "",
+                    now: float | None = None) -> str:
     """Return the `incidents show` view: every field, the timeline and the deliveries."""
     now = time.time() if now is None else now
     lines = [f"Incident #{incident.id}: {incident.title}", ""]
@@ -162,7 +167,14 @@ def incident_detail(incident: Incident, events: list[Event], notifications: list
     field("Host", incident.host)
     field("Rule", incident.rule)
     field("Series", series_text(incident) if incident.source == "rule" else None)
-    if incident.metric:
+    if incident.metric and incident.comparison == "forecast":
+        from siqd.notify.messages import condition_text
+
+        field("Metric", incident.metric)
+        field("Forecast", condition_text(incident).split(" ", 1)[1])
+        if current is not None:
+            field("Now", f"{format_value(current[1], incident.unit)} ({ago(current[0], now)})")
+    elif incident.metric:
         value = format_value(incident.value, incident.unit)
         threshold = format_value(incident.threshold, incident.unit)
         held = f" for {format_duration(incident.for_seconds)}" if incident.for_seconds else ""
@@ -181,6 +193,7 @@ def incident_detail(incident: Incident, events: list[Event], notifications: list
     if previous is not None:
         field("Last time", f"#{previous.id}, resolved with '{previous.resolution}'")
     field("Dashboard", incident_link(incident, dashboard_url))
+    field("Why", description)
 
     if review is not None:
         from siqd.incidents import REVIEW_LABELS

@@ -46,6 +46,10 @@ def rules(
             state = stored["state"] if stored else "ok"
             if incident is not None and state == "ok":
                 state = "cleared, incident open"
+            if incident is not None and incident.flapping_since is not None:
+                state += ", flapping"
+            if incident is not None and incident.silenced_by is not None:
+                state += f", silenced (#{incident.silenced_by})"
             rows.append({"rule": rule.name, "metric": rule.metric, "series": series["labels"], "state": state,
                          "since": render.iso_utc(stored["since"]) if stored else None,
                          "incident": incident.id if incident else None, "value": series["value"],

@@ -54,6 +54,11 @@ class Rule(Record):
     flap_window: float = 1800.0
     notify: list[str] | None = None  # None means the default channels
     description: str = ""
+    # A forecast rule predicts instead of compares: it breaches while a linear
+    # fit over `window` reaches `predict` within `within`. Its evaluated value
+    # is that time in seconds, so comparison is "below" and threshold `within`.
+    predict: float | None = None
+    window: float = 3600.0
 
     def breaches(self, value: float) -> bool:
         return value > self.threshold if self.comparison == "above" else value < self.threshold
@@ -77,6 +82,8 @@ class NotifySettings(Record):
     timeout: float = 10.0
     fallback: str | None = None  # channel that gets what another channel failed to deliver
     fallback_after: float = 900.0
+    storm_threshold: int = 5  # more openings than this to one target within storm_window are grouped
+    storm_window: float = 300.0
 
 
 class Config(Record):
@@ -235,8 +242,11 @@ def _read_rule(table: _Table, channels: dict) -> Rule:
         raise table.error("metric", f"unknown metric {metric!r}; known metrics: {known}")
     above = table.number("above")
     below = table.number("below")
-    if (above is None) == (below is None):
-        raise table.error("above", "set exactly one of 'above' or 'below'")
+    predict = table.number("predict")
+    if sum(value is not None for value in (above, below, predict)) != 1:
+        raise table.error("above", "set exactly one of 'above', 'below' or 'predict'")
+    if predict is not None:
+        return _read_forecast_rule(table, name, metric, predict, channels)
     comparison = "above" if above is not None else "below"
     threshold = above if above is not None else below
 
@@ -259,16 +269,7 @@ def _read_rule(table: _Table, channels: dict) -> Rule:
     if severity not in SEVERITIES:
         raise table.error("severity", f"expected one of {', '.join(SEVERITIES)}, got {severity!r}")
 
-    labels_table = table.table("labels")
-    labels = {}
-    for label, pattern in labels_table.data.items():
-        labels_table.seen.add(label)
-        if not isinstance(pattern, str):
-            raise labels_table.error(label, f"expected a glob string, got {_describe(pattern)}")
-        problem = glob_problem(pattern)
-        if problem:
-            raise labels_table.error(label, f"invalid glob {pattern!r}: {problem}")
-        labels[label] = pattern
+    labels = _read_label_globs(table.table("labels"))
 
     notify = table.string_list("notify")
     for channel in notify or []:
@@ -303,6 +304,44 @@ def _positive_int(table: _Table, name: str, default: int) -> int:
     return value
 
 
+def _read_forecast_rule(table: _Table, name: str, metric: str, predict: float, channels: dict) -> Rule:
+    within = table.duration("within", None, minimum=60.0)
+    if within is None:
+        raise table.error("within", 'missing; a predict rule needs it, e.g. within = "6h"')
+    window = table.duration("window", 3600.0, minimum=300.0)
+    severity = table.string("severity", "warning")
+    if severity not in SEVERITIES:
+        raise table.error("severity", f"expected one of {', '.join(SEVERITIES)}, got {severity!r}")
+    notify = table.string_list("notify")
+    for channel in notify or []:
+        if channel not in channels:
+            raise table.error("notify", f"unknown channel {channel!r}; define it under [notify.channels]")
+    labels = _read_label_globs(table.table("labels"))
+    rule = Rule(
+        name=name, metric=metric, comparison="below", threshold=within, clear=within,
+        for_seconds=table.duration("for", 0.0), severity=severity, hosts=table.glob_list("hosts", ["*"]),
+        labels=labels, auto_resolve=table.get("auto_resolve", bool, "true or false", False),
+        remind_every=table.duration("remind_every", None, minimum=60.0),
+        flap_max=_positive_int(table, "flap_max", 6), flap_window=table.duration("flap_window", 1800.0, minimum=60.0),
+        notify=notify, description=table.string("description", ""), predict=predict, window=window,
+    )
+    table.reject_unknown()
+    return rule
+
+
+def _read_label_globs(labels_table: _Table) -> dict[str, str]:
+    labels = {}
+    for label, pattern in labels_table.data.items():
+        labels_table.seen.add(label)
+        if not isinstance(pattern, str):
+            raise labels_table.error(label, f"expected a glob string, got {_describe(pattern)}")
+        problem = glob_problem(pattern)
+        if problem:
+            raise labels_table.error(label, f"invalid glob {pattern!r}: {problem}")
+        labels[label] = pattern
+    return labels
+
+
 def _read_notify(table: _Table) -> NotifySettings:
     channels_table = table.table("channels")
     channels = {}
@@ -329,6 +368,8 @@ def _read_notify(table: _Table) -> NotifySettings:
         timeout=table.duration("timeout", 10.0, minimum=0.5),
         fallback=table.string("fallback"),
         fallback_after=table.duration("fallback_after", 900.0, minimum=1.0),
+        storm_threshold=_positive_int(table, "storm_threshold", 5),
+        storm_window=table.duration("storm_window", 300.0, minimum=10.0),
     )
     if settings.fallback is not None and settings.fallback not in channels:
         raise table.error("fallback", f"unknown channel {settings.fallback!r}; define it under [notify.channels]")
@@ -614,17 +655,33 @@ def default_rule_tables() -> list[dict]:
     """Return the starter rules as TOML tables; `siqctl init` writes these."""
     return [
         {"name": "disk-full", "metric": "disk.used_percent", "above": 90, "clear_below": 85,
-         "for": "5m", "severity": "critical"},
+         "for": "5m", "severity": "critical",
+         "description": "A full filesystem stops writes (databases, logs, uploads). "
+                        "Check first: du -xh --max-depth=2 on the mount; logs and old releases."},
+        {"name": "disk-filling", "metric": "disk.used_percent", "predict": 100, "within": "6h",
+         "window": "1h", "severity": "warning",
+         "description": "At the growth of the last hour this filesystem is full within 6 hours. "
+                        "Check first: what is writing (iotop, growing logs, a stuck job)."},
         {"name": "inodes-full", "metric": "disk.inodes_used_percent", "above": 90, "clear_below": 85,
-         "for": "5m", "severity": "critical"},
+         "for": "5m", "severity": "critical",
+         "description": "Without free inodes no file can be created, even with space left. "
+                        "Check first: folders with many small files (sessions, caches, mail queues)."},
         {"name": "memory-high", "metric": "memory.used_percent", "above": 95, "clear_below": 90,
-         "for": "10m", "severity": "warning"},
+         "for": "10m", "severity": "warning",
+         "description": "Little memory is available; the OOM killer may end a service next. "
+                        "Check first: ps aux --sort=-rss | head, and recent deploys."},
         {"name": "swap-high", "metric": "swap.used_percent", "above": 80, "clear_below": 60,
-         "for": "15m", "severity": "warning"},
+         "for": "15m", "severity": "warning",
+         "description": "Heavy swapping makes everything slow. "
+                        "Check first: which processes grew (ps aux --sort=-rss) and vmstat 5."},
         {"name": "cpu-busy", "metric": "cpu.percent", "above": 95, "clear_below": 80,
-         "for": "15m", "severity": "warning"},
+         "for": "15m", "severity": "warning",
+         "description": "All cores busy for a long time: requests queue up. "
+                        "Check first: top -o %CPU; a runaway process or a traffic spike."},
         {"name": "load-high", "metric": "load.per_core_15m", "above": 2.0, "clear_below": 1.5,
-         "for": "15m", "severity": "warning"},
+         "for": "15m", "severity": "warning",
+         "description": "More runnable or I/O-blocked tasks than cores can serve. "
+                        "Check first: top for CPU, iostat -x 5 for disks waiting."},
     ]
 
 
@@ -665,11 +722,16 @@ def effective_settings(config: Config) -> dict:
     """Return the effective settings as plain data, every notification URL masked."""
     rules = []
     for rule in config.rules:
+        if rule.predict is not None:
+            condition = {"predict": rule.predict, "within": format_duration(rule.threshold, exact=True),
+                         "window": format_duration(rule.window, exact=True)}
+        else:
+            condition = {rule.comparison: rule.threshold,
+                         ("clear_below" if rule.comparison == "above" else "clear_above"): rule.clear}
         entry = {
             "name": rule.name,
             "metric": rule.metric,
-            rule.comparison: rule.threshold,
-            ("clear_below" if rule.comparison == "above" else "clear_above"): rule.clear,
+            **condition,
             "for": format_duration(rule.for_seconds, exact=True),
             "severity": rule.severity,
             "hosts": rule.hosts,
@@ -707,6 +769,8 @@ def effective_settings(config: Config) -> dict:
             "timeout": format_duration(config.notify.timeout, exact=True),
             "fallback": config.notify.fallback or "",
             "fallback_after": format_duration(config.notify.fallback_after, exact=True),
+            "storm_threshold": config.notify.storm_threshold,
+            "storm_window": format_duration(config.notify.storm_window, exact=True),
             "channels": masked_channels(config.notify),
         },
         "rule": rules,

@@ -20,7 +20,9 @@ from siqd.collect.host import Counters, HostCollector, Sample
 from siqd.config import Config, ConfigError, Rule, load_config
 from siqd.incidents import Incidents
 from siqd.log import RepeatFilter, get_logger, log_event
-from siqd.rules import CLEAR, FIRE, SILENT_HOST_RULE, SeriesState, evaluate, rule_matches, silent_host_rule
+from siqd.rules import (
+    CLEAR, FIRE, SILENT_HOST_RULE, SeriesState, evaluate, forecast_eta, rule_matches, silent_host_rule,
+)
 from siqd.timefmt import local_time, zone_of
 from siqd.store import Store, StoreError, StoreUnavailable, series_key
 
@@ -60,6 +62,8 @@ class Daemon:
         self.outage_since: float | None = None
         self.outage_attempts = 0
         self.next_store_attempt = 0.0
+        # Recent readings per (metric, series) for forecast rules.
+        self.history: dict[tuple[str, str], list[tuple[float, float]]] = {}
         # No rule opens an incident before this time (see start_grace).
         self.hold_until: float | None = None
         self.buffer: OutageBuffer | None = None
@@ -150,13 +154,19 @@ class Daemon:
         """
         changes, transitions = [], []
         host = self.config.host
+        self._remember(samples, now)
         for rule in self.config.rules:
             for sample in samples:
                 if not rule_matches(rule, host, sample.metric, sample.labels):
                     continue
                 key = (rule.name, series_key(sample.labels))
                 before = self.states.get(key)
-                after, transition = evaluate(rule, before, sample.value, now, self.hold_until)
+                value = sample.value
+                if rule.predict is not None:
+                    value = forecast_eta(self.history.get((sample.metric, key[1]), []), rule.predict, now,
+                                         rule.window)
+                    sample = Sample(sample.metric, sample.labels, value if value is not None else 0.0, "s")
+                after, transition = evaluate(rule, before, value, now, self.hold_until)
                 if after is None:
                     self.states.pop(key, None)
                     if before is not None:
@@ -168,6 +178,24 @@ class Daemon:
                 if transition is not None:
                     transitions.append(transition_record(rule.name, sample, transition))
         return changes, transitions
+
+    def _remember(self, samples: list[Sample], now: float) -> None:
+        """Keep recent readings of the metrics that forecast rules fit lines to.
+
+        The history lives in memory, so after a restart a forecast waits until
+        its window has filled again instead of fitting a line to a gap.
+        """
+        windows = {rule.metric: rule.window for rule in self.config.rules if rule.predict is not None}
+        if not windows:
+            return
+        for sample in samples:
+            window = windows.get(sample.metric)
+            if window is None:
+                continue
+            points = self.history.setdefault((sample.metric, series_key(sample.labels)), [])
+            points.append((now, sample.value))
+            while points and points[0][0] < now - window:
+                points.pop(0)
 
     def evaluate_rules(self, samples: list[Sample], now: float) -> None:
         """Evaluate the rules and write the outcome, inside the caller's transaction."""

@@ -82,19 +82,30 @@ class Incidents:
             # "Last time": the same series if it had incidents, else the rule on this host.
             previous = self.store.last_closed_incident(host, rule.name, key) or \
                 self.store.last_closed_incident(host, rule.name)
+            if rule.predict is not None:
+                from siqd.metrics import unit_of
+
+                # A forecast stores the predicted value as its threshold and the
+                # time until it is reached as its value.
+                comparison, threshold, unit = "forecast", rule.predict, unit_of(rule.metric)
+                title = messages.describe_forecast(host, rule.name, labels, value, rule.predict, unit)
+            else:
+                comparison, threshold = rule.comparison, rule.threshold
+                title = messages.describe_incident(host, rule.name, labels, rule.metric, value, rule.comparison,
+                                                   rule.threshold, unit)
             incident_id = self.store.create_incident(
-                host=host, rule=rule.name, series=key, metric=rule.metric, labels=labels,
-                title=messages.describe_incident(host, rule.name, labels, rule.metric, value, rule.comparison,
-                                                 rule.threshold, unit),
-                severity=rule.severity, status=OPEN, source="rule", value=value, threshold=rule.threshold,
-                comparison=rule.comparison, unit=unit, for_seconds=rule.for_seconds, started_at=started_at,
-                opened_at=now, previous_id=previous.id if previous else None,
+                host=host, rule=rule.name, series=key, metric=rule.metric, labels=labels, title=title,
+                severity=rule.severity, status=OPEN, source="rule", value=value, threshold=threshold,
+                comparison=comparison, unit=unit, for_seconds=rule.window if rule.predict is not None
+                else rule.for_seconds, started_at=started_at, opened_at=now,
+                previous_id=previous.id if previous else None,
             )
             incident = self.store.get_incident(incident_id)
             text = f"opened: {messages.condition_text(incident)}, breaching since {local_time(started_at)}"
             event_id = self.store.add_event(incident_id, now, "opened", DAEMON_ACTOR, text, value)
             channels = rule.notify if rule.notify is not None else self.config.notify.default
-            queued = self._opening(incident, event_id, channels, "opened", "", previous, now)
+            detail = f"Why it matters: {rule.description}" if rule.description else ""
+            queued = self._opening(incident, event_id, channels, "opened", detail, previous, now)
             return Outcome(incident, created=True, queued=queued)
 
     def clear(self, rule: Rule, host: str, labels: dict[str, str], unit: str, value: float,
@@ -113,8 +124,13 @@ class Incidents:
                 incident = self._latest_uncleared(host, rule.name, key)
                 if incident is None:
                     return None
-            text = (f"condition cleared: {format_value(value, unit)} "
-                    f"{'below' if rule.comparison == 'above' else 'above'} {format_value(rule.clear, unit)}")
+            if rule.predict is not None:
+                text = (f"forecast cleared: {rule.metric} no longer reaches {format_value(rule.predict, incident.unit)}"
+                        f" within {format_duration(rule.threshold)}")
+                value = None if value == float("inf") else value
+            else:
+                text = (f"condition cleared: {format_value(value, unit)} "
+                        f"{'below' if rule.comparison == 'above' else 'above'} {format_value(rule.clear, unit)}")
             event_id = self.store.add_event(incident.id, now, "cleared", DAEMON_ACTOR, text, value)
             self.store.update_incident(incident.id, cleared_at=now, updated_at=now)
             incident = self.store.get_incident(incident.id)

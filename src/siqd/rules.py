@@ -49,6 +49,38 @@ def silent_host_rule(config) -> Rule:
                 description="siqd on this host stopped reporting: the host, its network or siqd is down")
 
 
+# A forecast needs this many readings, covering this share of its window, and a
+# fit at least this good; two noisy points are no trend.
+FORECAST_MIN_POINTS = 6
+FORECAST_MIN_COVERAGE = 0.8
+FORECAST_MIN_R2 = 0.6
+
+
+def forecast_eta(points: list[tuple[float, float]], target: float, now: float, window: float) -> float | None:
+    """Return seconds until a least-squares line over the last `window` reaches `target`.
+
+    Returns None while the window is not full enough to judge (unknown: it
+    neither breaches nor clears) and infinity when there is no real upward
+    trend, which clears a forecast incident.
+    """
+    recent = [(ts, value) for ts, value in points if now - window <= ts <= now]
+    if len(recent) < FORECAST_MIN_POINTS or recent[-1][0] - recent[0][0] < FORECAST_MIN_COVERAGE * window:
+        return None
+    count = len(recent)
+    mean_t = sum(ts for ts, _ in recent) / count
+    mean_v = sum(value for _, value in recent) / count
+    var_t = sum((ts - mean_t) ** 2 for ts, _ in recent)
+    var_v = sum((value - mean_v) ** 2 for _, value in recent)
+    if var_t == 0:
+        return None
+    cov = sum((ts - mean_t) * (value - mean_v) for ts, value in recent)
+    slope = cov / var_t
+    if slope <= 0 or var_v == 0 or cov * cov / (var_t * var_v) < FORECAST_MIN_R2:
+        return float("inf")
+    fitted_now = mean_v + slope * (now - mean_t)
+    return max((target - fitted_now) / slope, 0.0)
+
+
 def rule_matches(rule: Rule, host: str, metric: str, labels: dict[str, str]) -> bool:
     """Tell whether `rule` watches this series: same metric, host and label globs match."""
     if rule.metric != metric:

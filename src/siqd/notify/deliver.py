@@ -153,6 +153,53 @@ def forward_to_fallback(store: Store, config: Config, now: float) -> int:
     return copied
 
 
+def send_storm_groups(store: Store, config: Config, clock, report: DeliveryReport) -> None:
+    """Send due opening notices as one grouped message per target during an incident storm.
+
+    A storm is more than `storm_threshold` opening notices to one target
+    within `storm_window` (a switch failure takes 12 hosts away). The target
+    then gets one message listing the due openings instead of one each; every
+    incident is still recorded, and each notice is marked as sent in the group.
+    """
+    settings = config.notify
+    now = clock()
+    due = [note for note in store.due_notifications(now, limit=1000) if note.kind == "opened"]
+    by_target: dict[str, list[Notification]] = {}
+    for note in due:
+        by_target.setdefault(note.target, []).append(note)
+    urls = {target_fingerprint(url): url for urls_of_channel in settings.channels.values() for url in urls_of_channel}
+    for target, notes in by_target.items():
+        url = urls.get(target)
+        if url is None or len(notes) < 2:
+            continue
+        if store.openings_to_target(target, now - settings.storm_window) <= settings.storm_threshold:
+            continue
+        claimed = []
+        for note in notes:
+            with store.transaction():
+                if store.claim_notification(note.id, clock(), 120.0):
+                    claimed.append(note)
+        if not claimed:
+            continue
+        title = f"[STORM] {len(claimed)} incidents opened in the last {_minutes(settings.storm_window)}"
+        lines = [f"{len(claimed)} incidents opened at once; each is recorded. Newest last:"]
+        for note in claimed:
+            lines.append(f"- #{note.incident_id} {note.title}")
+        lines.append("List them: siqctl incidents list")
+        body = "\n".join(lines) + "\n\n(siq notifications " + ", ".join(str(note.id) for note in claimed) + ")"
+        started = clock()
+        error = send_message(url, title, body, "failure", settings.timeout)
+        finished = clock()
+        for note in claimed:
+            _record(store, note, error, started, finished, settings, report, grouped=len(claimed))
+
+
+def _minutes(seconds: float) -> str:
+    from siqd.durations import format_duration
+
+    return format_duration(seconds)
+
+
 def deliver_due(store: Store, config: Config, clock=time.time, deadline: float | None = None,
                 lease: float = 120.0) -> DeliveryReport:
     """Send every due notification once; failures are rescheduled with backoff.
@@ -162,6 +209,7 @@ def deliver_due(store: Store, config: Config, clock=time.time, deadline: float |
     """
     report = DeliveryReport()
     forward_to_fallback(store, config, clock())
+    send_storm_groups(store, config, clock, report)
     urls = {
         target_fingerprint(url): url for urls_of_channel in config.notify.channels.values() for url in urls_of_channel
     }
@@ -189,17 +237,23 @@ def _deliver_one(store: Store, notification: Notification, url: str | None, sett
         error = "target no longer in the config (its URL was changed or removed)"
     else:
         error = send(url, notification, settings.timeout)
-    now = clock()
+    _record(store, notification, error, started, clock(), settings, report, url_known=url is not None)
+
+
+def _record(store: Store, notification: Notification, error: str | None, started: float, now: float, settings,
+            report: DeliveryReport, url_known: bool = True, grouped: int = 0) -> None:
+    """Record one delivery attempt and schedule a retry or give up."""
     attempts = notification.attempts + 1
     fields = dict(notification=notification.id, incident=notification.incident_id, channel=notification.channel,
-                  target=notification.target_masked, kind=notification.kind, attempt=attempts)
+                  target=notification.target_masked, kind=notification.kind, attempt=attempts,
+                  grouped=grouped or None)
     if error is None:
         with store.transaction():
             store.record_attempt(notification.id, now, True, None, now - started, None, False)
         report.sent.append(notification.id)
         log_event(logger, INFO if attempts > 1 else DEBUG, "delivery_sent", **fields)
         return
-    give_up = url is None or error.startswith("invalid Apprise URL") or \
+    give_up = not url_known or error.startswith("invalid Apprise URL") or \
         now - notification.created_at >= settings.give_up_after
     next_at = None if give_up else now + retry_delay(attempts, settings.retry_initial, settings.retry_max)
     with store.transaction():

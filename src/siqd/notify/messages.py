@@ -37,6 +37,10 @@ def condition_text(incident: Incident) -> str:
     """Describe the breach: "disk.used_percent 90.4% (threshold: above 90.0% for 5m)"."""
     if incident.metric is None or incident.threshold is None:
         return ""
+    if incident.comparison == "forecast":
+        return (f"{incident.metric} reaches {format_value(incident.threshold, incident.unit)} in about "
+                f"{format_duration(incident.value or 0)} (linear fit over the last "
+                f"{format_duration(incident.for_seconds or 0)})")
     value = format_value(incident.value, incident.unit)
     threshold = format_value(incident.threshold, incident.unit)
     held = f" for {format_duration(incident.for_seconds)}" if incident.for_seconds else ""
@@ -57,6 +61,13 @@ def describe_incident(host: str, rule: str, labels: dict, metric: str, value: fl
     on = f" on {where}" if where else ""
     return (f"{host} {rule}{on}: {format_value(value, unit)} {comparison} "
             f"{format_value(threshold, unit)}")
+
+
+def describe_forecast(host: str, rule: str, labels: dict, eta: float, target: float, unit: str) -> str:
+    """Return the title of a forecast incident: "db-1 disk-filling on mount=/: 100.0% in about 3h"."""
+    where = ", ".join(f"{key}={val}" for key, val in sorted(labels.items()))
+    on = f" on {where}" if where else ""
+    return f"{host} {rule}{on}: {format_value(target, unit)} in about {format_duration(eta)}"
 
 
 def incident_body(incident: Incident, kind: str, detail: str, dashboard_url: str | None,

@@ -664,6 +664,11 @@ class Store:
         )
         return [Notification(**row) for row in rows]
 
+    def openings_to_target(self, target: str, since: float) -> int:
+        """Return how many opening notices to `target` were queued since `since`."""
+        return self.scalar("SELECT COUNT(*) FROM notifications WHERE target = ? AND kind = 'opened' "
+                           "AND created_at >= ?", (target, since))
+
     def mark_fallback(self, notification_id: int, now: float) -> None:
         self.execute("UPDATE notifications SET fallback_at = ? WHERE id = ?", (now, notification_id))
 
