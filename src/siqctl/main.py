@@ -2,7 +2,9 @@
 
 import typer
 
-from siqctl import config_cmds, context, hosts, incidents, notify_cmd, report, review, rules_cmd, silences_cmd
+from siqctl import (
+    config_cmds, context, hosts, incidents, metrics_cmd, notify_cmd, report, review, rules_cmd, silences_cmd,
+)
 
 app = typer.Typer(
     help="siq's command line: list, show, resolve, ignore, comment on, reopen and open incidents; "
@@ -42,6 +44,7 @@ hosts.register(app)
 rules_cmd.register(app)
 silences_cmd.register(app)
 notify_cmd.register(app)
+metrics_cmd.register(app)
 config_cmds.register(app)
 
 

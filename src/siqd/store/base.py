@@ -336,6 +336,17 @@ class Store:
             (host, metric),
         )
 
+    def series_samples(self, host: str, metric: str, since: float) -> dict[str, list[tuple[float, float]]]:
+        """Return the raw samples of each series of a metric on a host since `since`, keyed by labels text."""
+        found: dict[str, list[tuple[float, float]]] = {}
+        for row in self.rows(
+            "SELECT r.labels, s.ts, s.value FROM series r JOIN samples s ON s.series_id = r.id "
+            "WHERE r.host = ? AND r.metric = ? AND s.ts >= ? ORDER BY r.labels, s.ts",
+            (host, metric, since),
+        ):
+            found.setdefault(row["labels"], []).append((row["ts"], row["value"]))
+        return found
+
     def delete_samples_before(self, cutoff: float, limit: int) -> int:
         """Delete at most `limit` samples older than `cutoff`; return how many went."""
         cursor = self.execute(

@@ -1,0 +1,77 @@
+"""`siqctl metrics HOST METRIC`: the samples of a metric's series, as a table, JSON or CSV."""
+
+import time
+
+import typer
+
+from siqctl import context, render
+from siqctl.context import USAGE, fail, store_errors
+
+
+@store_errors
+def metrics(
+    host: str = typer.Argument(..., metavar="HOST", help="host name"),
+    metric: str = typer.Argument(..., metavar="METRIC", help="metric name, e.g. disk.used_percent"),
+    label: list[str] = typer.Option([], "--label", help="only series with this label, KEY=VALUE; repeatable"),
+    since: str = typer.Option("6h", "--since", help="how far back, e.g. 30m, 6h, 2d"),
+    as_json: bool = typer.Option(False, "--json", help="print JSON"),
+    as_csv: bool = typer.Option(False, "--csv", help="print CSV: series,time,value"),
+):
+    """Print the samples of a metric on a host, one row per sample.
+
+    Example: siqctl metrics db-1 disk.used_percent --label mount=/ --since 6h --csv
+    """
+    from siqd.durations import DurationError, parse_duration
+    from siqd.metrics import CATALOG, format_value
+
+    if metric not in CATALOG:
+        fail(f"unknown metric {metric!r}; known metrics: {', '.join(sorted(CATALOG))}", USAGE)
+    if as_json and as_csv:
+        fail("give --json or --csv, not both", USAGE)
+    wanted = {}
+    for item in label:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            fail(f"invalid --label {item!r}; expected KEY=VALUE such as mount=/", USAGE)
+        wanted[key] = value
+    try:
+        start = time.time() - parse_duration(since)
+    except DurationError as error:
+        fail(f"invalid --since: {error}", USAGE)
+    store = context.store(create=False)
+    if store.get_host(host) is None:
+        fail(f"host {host!r} has not reported to this store; list hosts with 'siqctl hosts'")
+    found = {}
+    for labels_text, points in store.series_samples(host, metric, start).items():
+        labels = dict(part.split("=", 1) for part in labels_text.split(",")) if labels_text else {}
+        if all(labels.get(key) == value for key, value in wanted.items()):
+            found[labels_text] = points
+    unit = CATALOG[metric].unit
+    if as_json:
+        typer.echo(render.to_json([
+            {"host": host, "metric": metric, "labels": dict(part.split("=", 1) for part in key.split(",")) if key
+             else {}, "unit": unit, "samples": [{"at": render.iso_utc(ts), "value": value} for ts, value in points]}
+            for key, points in found.items()
+        ]))
+        return
+    if as_csv:
+        import csv
+        import sys
+
+        writer = csv.writer(sys.stdout)
+        writer.writerow(["series", "time", "value"])
+        for key, points in found.items():
+            for ts, value in points:
+                writer.writerow([key, render.iso_utc(ts), value])
+        return
+    if not found:
+        typer.echo(f"No samples of {metric} on {host} in the last {since}.")
+        return
+    for key, points in found.items():
+        typer.echo(f"{metric} on {host}" + (f" ({key})" if key else "") + f", {len(points)} samples:")
+        for ts, value in points:
+            typer.echo(f"  {render.local_time(ts)}  {format_value(value, unit)}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("metrics")(metrics)
