@@ -86,7 +86,7 @@ def run(sequence, restart_at: int | None) -> list[tuple]:
     return result, notices
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(values, st.integers(min_value=0, max_value=119))
 def test_restart_changes_nothing(sequence, restart_at):
     assert run(sequence, restart_at) == run(sequence, None)

@@ -329,3 +329,17 @@ def test_no_reminders_by_default(store_url):
         daemon.send_reminders(daemon.clock())
     assert store.scalar("SELECT COUNT(*) FROM notifications WHERE kind = 'reminder'") == 0
     store.close()
+
+
+def test_vanished_pending_series_forgotten(daemon_factory):
+    start, clock, store = daemon_factory
+    daemon = start()
+    daemon.config.interval = 60.0
+    feed(daemon, clock, 95, mount="/mnt/usb")  # pending
+    for _ in range(6):
+        feed(daemon, clock, None)  # the mount is gone for six rounds
+    assert daemon.states == {}
+    assert store.load_rule_states("db-1") == []
+    for _ in range(3):
+        feed(daemon, clock, 95, mount="/mnt/usb")  # back: a new window starts, nothing fires yet
+    assert store.list_incidents() == []

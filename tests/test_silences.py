@@ -163,3 +163,14 @@ def test_window_in_time_zone():
                       datetime(2026, 12, 4, 3, 0, tzinfo=berlin).timestamp())
     after = datetime(2026, 12, 4, 3, 0, tzinfo=berlin).timestamp()
     assert window_containing(expression, 3600, after, berlin) is None
+
+
+def test_window_on_spring_forward_night():
+    berlin = ZoneInfo("Europe/Berlin")
+    expression = CronExpression("30 2 * * *")  # 02:30 does not exist on 2026-03-29 in Berlin
+    covered = 0
+    night = datetime(2026, 3, 29, 0, 0, tzinfo=berlin).timestamp()
+    for minute in range(6 * 60):
+        if window_containing(expression, 3600, night + minute * 60 + 30, berlin):
+            covered += 1
+    assert covered == 60

@@ -109,3 +109,30 @@ def test_hosts_lists_silent(siq):
     store.close()
     hosts = siq.siqctl_json("hosts")
     assert [(host["name"], host["state"]) for host in hosts] == [("db-1", "silent")]
+
+
+def test_silenced_dead_host_notified_by_peer(store_url):
+    """A host-silent incident held by a silence is notified by a peer when the silence ends."""
+    import tomllib
+
+    from siqd.config import parse_config
+
+    now = [time.time()]
+    config = parse_config(tomllib.loads('host = "web-1"\n[notify]\ndefault = ["team"]\n[notify.channels]\n'
+                                        'team = ["json://127.0.0.1:9/x"]\n'), "test")
+    config.store = store_url
+    watcher = Daemon(config, open_store(store_url), clock=lambda: now[0])
+    store = watcher.store
+    add_host(store, "db-1", now[0] - 600)
+    with store.transaction():
+        silence = store.add_silence(host_glob="db-1", rule_glob="*", labels={}, starts_at=now[0] - 1,
+                                    ends_at=now[0] + 60, cron=None, duration=None, reason="planned reboot",
+                                    created_by="ana", created_at=now[0] - 1)
+    watcher.watch_hosts(now[0])
+    assert store.list_incidents()[0].silenced_by == silence
+    assert store.scalar("SELECT COUNT(*) FROM notifications") == 0
+    now[0] += 120  # the silence is over and db-1 is still dead
+    watcher.release_silences(now[0])
+    assert store.list_incidents()[0].silenced_by is None
+    assert [row["kind"] for row in store.rows("SELECT kind FROM notifications")] == ["opened"]
+    store.close()

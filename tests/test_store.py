@@ -89,3 +89,31 @@ def test_writers_beside_daemon_never_locked(siq):
     assert store.scalar("SELECT COUNT(*) FROM events WHERE kind = 'comment'") == 40
     assert store.scalar("SELECT COUNT(DISTINCT ts) FROM samples") >= 2
     store.close()
+
+
+def test_rolled_back_series_not_reused(tmp_path):
+    from siqd.collect.host import Sample
+
+    store = open_store(f"sqlite:///{tmp_path / 's.db'}")
+    with pytest.raises(RuntimeError):
+        with store.transaction():
+            store.write_samples("h", 1.0, [Sample("disk.used_percent", {"mount": "/data"}, 52.0)])
+            raise RuntimeError("round failed")
+    with store.transaction():
+        store.write_samples("h", 2.0, [Sample("net.in_bytes_per_s", {"nic": "eth9"}, 10.0)])
+        store.write_samples("h", 3.0, [Sample("disk.used_percent", {"mount": "/data"}, 53.0)])
+    rows = store.rows("SELECT r.metric, s.value FROM samples s JOIN series r ON r.id = s.series_id ORDER BY s.ts")
+    assert [(row["metric"], row["value"]) for row in rows] == [("net.in_bytes_per_s", 10.0),
+                                                               ("disk.used_percent", 53.0)]
+    store.close()
+
+
+def test_password_masked_everywhere():
+    from siqd.config import location_secrets, masked_location
+
+    url = "postgresql://siq:pa%25ss@db/siq?password=Secr3t&sslmode=require"
+    masked = masked_location(url)
+    assert "pa%25ss" not in masked
+    assert "Secr3t" not in masked
+    assert "sslmode=require" in masked
+    assert set(location_secrets(url)) == {"pa%25ss", "pa%ss", "Secr3t"}

@@ -640,8 +640,21 @@ def _looks_like_host(authority: str) -> bool:
 
 
 def masked_location(store: str) -> str:
-    """Return a store location with any password replaced by ****."""
-    return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1****@", store)
+    """Return a store location with any password (in the user info or a password= parameter) as ****."""
+    masked = re.sub(r"(://[^:/@]*:)[^@]*@", r"\1****@", store)
+    return re.sub(r"([?&]password=)[^&]*", r"\1****", masked)
+
+
+def location_secrets(store: str) -> list[str]:
+    """Return the password strings in a store location, raw and percent-decoded, for scrubbing messages."""
+    from urllib.parse import unquote
+
+    found = re.findall(r"://[^:/@]*:([^@]*)@", store) + re.findall(r"[?&]password=([^&]*)", store)
+    secrets = set()
+    for secret in found:
+        if secret:
+            secrets.update({secret, unquote(secret)})
+    return sorted(secrets, key=len, reverse=True)
 
 
 def masked_channels(settings: NotifySettings) -> dict[str, list[str]]:

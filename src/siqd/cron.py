@@ -58,13 +58,44 @@ def _parse_field(text: str, name: str, low: int, high: int) -> set[int]:
 
 
 def window_containing(expression: CronExpression, duration: float, now: float, zone) -> tuple[float, float] | None:
-    """Return the [start, end) of the window, started by a cron match and lasting `duration`, that holds `now`."""
-    minute_start = now - (now % 60)
-    for back in range(int(duration // 60) + 1):
-        start = minute_start - back * 60
-        if start + duration <= now:
-            break
-        moment = datetime.fromtimestamp(start, zone) if zone else datetime.fromtimestamp(start)
-        if expression.matches(moment):
+    """Return the [start, end) of the window, started by a cron match and lasting `duration`, that holds `now`.
+
+    Matches are looked for in local wall-clock minutes. A match at a time
+    that does not exist (the hour skipped when DST starts) starts its window
+    at the end of the gap, as Vixie cron runs such jobs then.
+    """
+    from datetime import timedelta
+
+    local_now = (datetime.fromtimestamp(now, zone) if zone else datetime.fromtimestamp(now)).replace(tzinfo=None)
+    minute = local_now.replace(second=0, microsecond=0)
+    # Walk back far enough to cover the duration even across a DST change.
+    for back in range(int(duration // 60) + 62):
+        candidate = minute - timedelta(minutes=back)
+        if not expression.matches(candidate):
+            continue
+        start = _to_epoch(candidate, zone)
+        if start <= now < start + duration:
             return start, start + duration
+        if start + duration <= now and back * 60 > duration + 3600:
+            break
     return None
+
+
+def _to_epoch(local: datetime, zone) -> float:
+    """Convert a local wall-clock time to epoch seconds; a time in a DST gap maps to the end of the gap."""
+    if zone is None:
+        return local.timestamp()
+    first = local.replace(tzinfo=zone, fold=0)
+    second = local.replace(tzinfo=zone, fold=1)
+    if first.utcoffset() != second.utcoffset() and first.timestamp() > second.timestamp():
+        # A nonexistent time: fold=0 reads it with the old offset, past the gap.
+        # The gap ends where the later reading of the same wall time lands.
+        return _gap_end(local, zone)
+    return first.timestamp()
+
+
+def _gap_end(local: datetime, zone) -> float:
+    from datetime import timedelta
+
+    probe = local.replace(minute=0) + timedelta(hours=1)
+    return probe.replace(tzinfo=zone, fold=1).timestamp()

@@ -8,6 +8,7 @@ delay sampling.
 """
 
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -39,6 +40,8 @@ RETENTION_BATCH = 5000
 # A delivery worker running longer than this is stopped; its claims expire and
 # the next worker retries.
 DELIVERY_WORKER_LIMIT = 300.0
+# A pending series with no reading for this many rounds is forgotten.
+VANISHED_AFTER_ROUNDS = 5
 # Reconnection attempts to an unreachable store back off up to this many seconds.
 MAX_RECONNECT_DELAY = 60.0
 
@@ -62,6 +65,8 @@ class Daemon:
         self.outage_since: float | None = None
         self.outage_attempts = 0
         self.next_store_attempt = 0.0
+        # When each (rule, series) last had a reading; see _forget_vanished.
+        self.last_reading: dict[tuple[str, str], float] = {}
         # Recent readings per (metric, series) for forecast rules.
         self.history: dict[tuple[str, str], list[tuple[float, float]]] = {}
         # No rule opens an incident before this time (see start_grace).
@@ -86,6 +91,7 @@ class Daemon:
                 stale.append(row)
                 continue
             loaded[(row["rule"], row["series"])] = SeriesState(row["state"], row["since"], row["value"])
+            self.last_reading.setdefault((row["rule"], row["series"]), row["updated_at"])
         if stale:
             with self.store.transaction():
                 for row in stale:
@@ -173,11 +179,36 @@ class Daemon:
                         changes.append((key, None))
                 else:
                     self.states[key] = after
-                    if before is None or before.state != after.state or before.since != after.since:
+                    # A pending row is rewritten every round: its updated_at is the
+                    # last reading, which tells a vanished series after a restart.
+                    if before is None or before.state != after.state or before.since != after.since \
+                            or after.state == "pending":
                         changes.append((key, after))
+                if after is not None:
+                    self.last_reading[key] = now
+                else:
+                    self.last_reading.pop(key, None)
                 if transition is not None:
                     transitions.append(transition_record(rule.name, sample, transition))
+        changes.extend(self._forget_vanished(now))
         return changes, transitions
+
+    def _forget_vanished(self, now: float) -> list:
+        """Drop pending series that got no reading for VANISHED_AFTER_ROUNDS rounds (a mount went away).
+
+        A missed round or two is unknown and changes nothing; a series gone
+        for longer must not resume an old `for` window when it comes back.
+        Firing series stay, because their incident is open.
+        """
+        limit = VANISHED_AFTER_ROUNDS * self.config.interval
+        gone = []
+        for key, state in list(self.states.items()):
+            last = self.last_reading.setdefault(key, now)
+            if state.state == "pending" and now - last > limit:
+                del self.states[key]
+                self.last_reading.pop(key, None)
+                gone.append((key, None))
+        return gone
 
     def _remember(self, samples: list[Sample], now: float) -> None:
         """Keep recent readings of the metrics that forecast rules fit lines to.
@@ -220,7 +251,8 @@ class Daemon:
             self._persist_states(changes, ts)
             for record in transitions:
                 self._apply(record, ts)
-            self.store.delete_samples_before(self.clock() - self.config.retention_raw, RETENTION_BATCH)
+            self.store.delete_samples_before(self.config.host, self.clock() - self.config.retention_raw,
+                                             RETENTION_BATCH)
 
     def _persist_states(self, changes: list, now: float) -> None:
         for (rule, series), state in changes:
@@ -263,7 +295,9 @@ class Daemon:
         from siqd.silences import is_active
 
         zone = zone_of(self.config.timezone)
-        for incident in self.store.silenced_incidents(self.config.host):
+        # Host-silent incidents belong to a dead host whose own daemon cannot
+        # release them, so every daemon does; the series lock makes one win.
+        for incident in self.store.silenced_incidents(self.config.host, SILENT_HOST_RULE):
             if not is_active(self.store, incident.silenced_by, now, zone):
                 queued = self.incidents.release_silenced(incident, now)
                 log_event(logger, WARNING, "silence_ended_incident_notified", incident=incident.id, queued=queued)
@@ -433,7 +467,10 @@ class Daemon:
         command = [sys.executable, "-m", "siqd", "deliver"]
         if self.config.path is not None:
             command += ["--config", str(self.config.path)]
-        self.worker = subprocess.Popen(command, stdin=subprocess.DEVNULL)
+        # The daemon's store (it may come from --store), by environment because
+        # a PostgreSQL URL can hold a password and command lines are public.
+        env = dict(os.environ, SIQ_STORE=self.config.store)
+        self.worker = subprocess.Popen(command, stdin=subprocess.DEVNULL, env=env)
         self.worker_started = time.monotonic()
 
     # -- the loop -------------------------------------------------------------------------
@@ -458,7 +495,11 @@ class Daemon:
         self.config = new
         self.collector.disks = new.disks
         self.incidents.config = new
-        self.load_states()
+        try:
+            self.load_states()
+        except StoreError as error:  # e.g. during an outage: the next stored round loads them
+            self.states_loaded = False
+            log_event(logger, WARNING, "reload_states_deferred", error=error)
         log_event(logger, INFO, "config_reloaded", file=self.config.source, rules=len(new.rules))
 
     def _record_downtime_at_start(self) -> None:

@@ -189,10 +189,30 @@ class Incidents:
             return self._followup(self.store.get_incident(incident.id), "stable", event_id, text.capitalize(), now)
 
     def release_silenced(self, incident: Incident, now: float) -> int:
-        """Notify an incident whose silence ended while it still holds, with its true start time."""
+        """Notify an incident whose silence ended while it still holds, with its true start time.
+
+        If another silence covers it now, it moves to that one; if its
+        condition has cleared meanwhile, it is released without a notice.
+        """
         with self.store.transaction():
+            self._lock_series(incident.host, incident.rule, incident.series)
+            incident = self.store.get_incident(incident.id, for_update=True)
             silence_id = incident.silenced_by
+            if incident.status != OPEN or silence_id is None:
+                return 0  # another daemon released it first
+            other = active_silence(self.store, incident.host, incident.rule, incident.labels, now,
+                                   zone_of(self.config.timezone))
+            if other is not None:
+                self.store.update_incident(incident.id, silenced_by=other["id"], updated_at=now)
+                self.store.add_event(incident.id, now, "silenced", DAEMON_ACTOR,
+                                     f"silence #{silence_id} ended; still held by silence #{other['id']}: "
+                                     f"{other['reason']}")
+                return 0
             self.store.update_incident(incident.id, silenced_by=None, updated_at=now)
+            if incident.cleared_at is not None:
+                self.store.add_event(incident.id, now, "unsilenced", DAEMON_ACTOR,
+                                     f"silence #{silence_id} ended; the condition had already cleared")
+                return 0
             text = f"silence #{silence_id} ended; the condition still holds"
             event_id = self.store.add_event(incident.id, now, "unsilenced", DAEMON_ACTOR, text)
             incident = self.store.get_incident(incident.id)

@@ -136,6 +136,8 @@ def forward_to_fallback(store: Store, config: Config, now: float) -> int:
     copied = 0
     for notification in store.fallback_candidates(now - settings.fallback_after, settings.fallback):
         with store.transaction():
+            if not store.mark_fallback(notification.id, now):
+                continue  # another worker copied it
             note = (f"Forwarded to the fallback channel: channel {notification.channel} "
                     f"({notification.target_masked}) has been failing: {notification.last_error or 'not delivered'}")
             for url in settings.channels[settings.fallback]:
@@ -147,7 +149,6 @@ def forward_to_fallback(store: Store, config: Config, now: float) -> int:
                     created_at=now, next_attempt_at=now,
                 )
                 copied += 1
-            store.mark_fallback(notification.id, now)
         log_event(logger, WARNING, "fallback_forwarded", notification=notification.id,
                   incident=notification.incident_id, channel=notification.channel, fallback=settings.fallback)
     return copied
@@ -221,6 +222,10 @@ def deliver_due(store: Store, config: Config, clock=time.time, deadline: float |
             break
         for notification in batch:
             seen.add(notification.id)
+            if notification.target not in urls and clock() - notification.created_at < settings.give_up_after:
+                # On a shared store this target may be another host's channel:
+                # leave it to a worker whose config has the URL.
+                continue
             if deadline is not None and clock() >= deadline:
                 break
             with store.transaction():

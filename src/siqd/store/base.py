@@ -212,13 +212,22 @@ class Store:
             yield self
         except BaseException:
             self._depth = 0
-            try:
-                self.rollback_write()
-            except Exception:  # the connection may be gone; the original error matters more
-                pass
+            self._abandon()
             raise
         self._depth = 0
-        self.commit_write()
+        try:
+            self.commit_write()
+        except BaseException:
+            self._abandon()  # a failed COMMIT (disk full, I/O error) must not leave the transaction open
+            raise
+
+    def _abandon(self) -> None:
+        """Roll back the open transaction and forget what it created (cached series ids)."""
+        self._series_ids.clear()
+        try:
+            self.rollback_write()
+        except Exception:  # the connection may be gone; the original error matters more
+            pass
 
     def close(self) -> None:
         self.connection.close()
@@ -347,12 +356,16 @@ class Store:
             found.setdefault(row["labels"], []).append((row["ts"], row["value"]))
         return found
 
-    def delete_samples_before(self, cutoff: float, limit: int) -> int:
-        """Delete at most `limit` samples older than `cutoff`; return how many went."""
+    def delete_samples_before(self, host: str, cutoff: float, limit: int) -> int:
+        """Delete at most `limit` of a host's samples older than `cutoff`; return how many went.
+
+        Going through the host's series uses the (series_id, ts) primary key
+        instead of scanning every host's samples.
+        """
         cursor = self.execute(
-            "DELETE FROM samples WHERE (series_id, ts) IN "
-            "(SELECT series_id, ts FROM samples WHERE ts < ? LIMIT ?)",
-            (cutoff, limit),
+            "DELETE FROM samples WHERE (series_id, ts) IN (SELECT s.series_id, s.ts FROM series r "
+            "JOIN samples s ON s.series_id = r.id AND s.ts < ? WHERE r.host = ? LIMIT ?)",
+            (cutoff, host, limit),
         )
         return cursor.rowcount
 
@@ -370,7 +383,8 @@ class Store:
     # -- rule state ---------------------------------------------------------------
 
     def load_rule_states(self, host: str) -> list[dict]:
-        return self.rows("SELECT rule, series, state, since, value FROM rule_states WHERE host = ?", (host,))
+        return self.rows("SELECT rule, series, state, since, value, updated_at FROM rule_states WHERE host = ?",
+                         (host,))
 
     def save_rule_state(self, host: str, rule: str, series: str, state: str, since: float,
                         value: float | None, now: float) -> None:
@@ -527,9 +541,10 @@ class Store:
                          "AND flapping_since IS NOT NULL", (host,))
         return [Incident.from_row(row) for row in rows]
 
-    def silenced_incidents(self, host: str) -> list[Incident]:
-        rows = self.rows(f"SELECT {INCIDENT_COLUMNS} FROM incidents WHERE host = ? AND status = 'open' "
-                         "AND silenced_by IS NOT NULL", (host,))
+    def silenced_incidents(self, host: str, also_rule: str | None = None) -> list[Incident]:
+        """Return open silenced incidents of a host, and of `also_rule` on any host."""
+        rows = self.rows(f"SELECT {INCIDENT_COLUMNS} FROM incidents WHERE status = 'open' "
+                         "AND silenced_by IS NOT NULL AND (host = ? OR rule = ?)", (host, also_rule or ""))
         return [Incident.from_row(row) for row in rows]
 
     # -- reviews --------------------------------------------------------------------------------
@@ -620,8 +635,10 @@ class Store:
 
     def count_due_notifications(self, now: float) -> int:
         return self.scalar(
-            "SELECT COUNT(*) FROM notifications WHERE status = 'pending' AND next_attempt_at <= ? "
-            "AND (claimed_until IS NULL OR claimed_until < ?)",
+            "SELECT COUNT(*) FROM notifications n WHERE n.status = 'pending' AND n.next_attempt_at <= ? "
+            "AND (n.claimed_until IS NULL OR n.claimed_until < ?) "
+            "AND NOT EXISTS (SELECT 1 FROM notifications e WHERE e.incident_id = n.incident_id "
+            "AND e.target = n.target AND e.id < n.id AND e.status = 'pending')",
             (now, now),
         )
 
@@ -680,8 +697,11 @@ class Store:
         return self.scalar("SELECT COUNT(*) FROM notifications WHERE target = ? AND kind = 'opened' "
                            "AND created_at >= ?", (target, since))
 
-    def mark_fallback(self, notification_id: int, now: float) -> None:
-        self.execute("UPDATE notifications SET fallback_at = ? WHERE id = ?", (now, notification_id))
+    def mark_fallback(self, notification_id: int, now: float) -> bool:
+        """Mark a notification as copied to the fallback; False if another worker already did."""
+        cursor = self.execute("UPDATE notifications SET fallback_at = ? WHERE id = ? AND fallback_at IS NULL",
+                              (now, notification_id))
+        return cursor.rowcount == 1
 
     def notifications_for(self, incident_id: int) -> list[Notification]:
         rows = self.rows(

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 import psycopg
 from psycopg import errors as pg_errors
 
-from siqd.config import masked_location
+from siqd.config import location_secrets, masked_location
 from siqd.store.base import Store, StoreBusy, StoreConflict, StoreError, StoreUnavailable
 
 # Advisory lock key for migrations: any constant shared by every siq.
@@ -55,6 +55,7 @@ class PostgresStore(Store):
 
     def __init__(self, url: str, connect: bool = True):
         self.url = url
+        self.secrets = location_secrets(url)
         super().__init__(None, masked_location(url))
         if connect:
             self.connect()
@@ -73,11 +74,18 @@ class PostgresStore(Store):
             connection = psycopg.connect(self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_SECONDS)
             connection.execute(f"SET lock_timeout = '{LOCK_TIMEOUT}'")
         except psycopg.OperationalError as error:
-            raise StoreUnavailable(f"store {self.location} is unavailable: {_first_line(error)}") from None
+            raise StoreUnavailable(f"store {self.location} is unavailable: {self._message(error)}") from None
         except psycopg.Error as error:
-            raise StoreError(f"store {self.location}: {_first_line(error)}") from None
+            raise StoreError(f"store {self.location}: {self._message(error)}") from None
         self.connection = connection
         self._depth = 0
+
+    def _message(self, error: Exception) -> str:
+        """Return the driver's message in one line, with the password removed (libpq may echo it)."""
+        text = _first_line(error)
+        for secret in self.secrets:
+            text = text.replace(secret, "****")
+        return text
 
     @property
     def connected(self) -> bool:
@@ -133,21 +141,21 @@ class PostgresStore(Store):
         try:
             yield
         except pg_errors.UniqueViolation as error:
-            raise StoreConflict(f"store {self.location}: {_first_line(error)}") from None
+            raise StoreConflict(f"store {self.location}: {self._message(error)}") from None
         except (pg_errors.LockNotAvailable, pg_errors.DeadlockDetected) as error:
-            raise StoreBusy(f"store {self.location}: {_first_line(error)}; try again") from None
+            raise StoreBusy(f"store {self.location}: {self._message(error)}; try again") from None
         except pg_errors.InsufficientPrivilege as error:
-            raise StoreError(f"store {self.location}: {_first_line(error)}; "
+            raise StoreError(f"store {self.location}: {self._message(error)}; "
                              "grant the role the rights listed in docs/team-setup.md") from None
         except psycopg.OperationalError as error:
             if self.connection is not None and self.connection.closed:
                 self.connection = None
-            raise StoreUnavailable(f"store {self.location} is unavailable: {_first_line(error)}") from None
+            raise StoreUnavailable(f"store {self.location} is unavailable: {self._message(error)}") from None
         except psycopg.Error as error:
             if self.connection is not None and self.connection.closed:
                 self.connection = None
-                raise StoreUnavailable(f"store {self.location} is unavailable: {_first_line(error)}") from None
-            raise StoreError(f"store {self.location}: {_first_line(error)}") from None
+                raise StoreUnavailable(f"store {self.location} is unavailable: {self._message(error)}") from None
+            raise StoreError(f"store {self.location}: {self._message(error)}") from None
 
 
 def _first_line(error: Exception) -> str:
