@@ -136,3 +136,25 @@ def test_silenced_dead_host_notified_by_peer(store_url):
     assert store.list_incidents()[0].silenced_by is None
     assert [row["kind"] for row in store.rows("SELECT kind FROM notifications")] == ["opened"]
     store.close()
+
+
+def test_longer_stale_after_does_not_clear(store_url):
+    """A daemon that would wait longer does not clear an incident another daemon opened sooner."""
+    now = [1_000_000.0]
+    quick = daemon_for(store_url, "web-1", lambda: now[0])
+    quick.config.stale_after = 15.0
+    patient = daemon_for(store_url, "web-2", lambda: now[0])
+    add_host(quick.store, "db-1", now[0] - 20)
+    quick.watch_hosts(now[0])
+    patient.watch_hosts(now[0] + 5)  # db-1 is within its 60 s, but has not reported again
+    incident = quick.store.list_incidents()[0]
+    assert incident.cleared_at is None
+    with quick.store.transaction():
+        quick.store.mark_host_seen("db-1", now[0] + 10, 10.0, "test")
+    patient.watch_hosts(now[0] + 11)
+    incident = quick.store.list_incidents()[0]
+    assert incident.cleared_at == now[0] + 11
+    texts = [event.text for event in quick.store.events(incident.id)]
+    assert texts[-1].startswith("host reported again at ")
+    quick.store.close()
+    patient.store.close()

@@ -210,11 +210,15 @@ def incident_detail(incident: Incident, events: list[Event], notifications: list
 
     lines += ["", "Timeline:"]
     for event in events:
-        lines.append(f"  {local_time(event.ts)}  {event.kind:<9} {event.actor:<10} {event.text}")
+        lines.append(f"  {local_time(event.ts)}  {event.kind:<10} {event.actor:<10} {event.text}")
 
     lines += ["", "Notifications:"]
-    if not notifications:
-        lines.append("  none (no channel configured for this incident)")
+    if not notifications and incident.silenced_by is not None:
+        lines.append(f"  none yet: held by silence #{incident.silenced_by}")
+    elif not notifications and any(event.kind == "silenced" for event in events):
+        lines.append("  none: held by a silence")
+    elif not notifications:
+        lines.append("  none (no channel was configured when it opened)")
     pending_targets: dict[str, int] = {}
     for note in notifications:
         state = note.status.replace("_", " ")

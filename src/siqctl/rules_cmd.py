@@ -5,7 +5,7 @@ import time
 import typer
 
 from siqctl import context, render
-from siqctl.context import store_errors
+from siqctl.context import fail, store_errors
 
 
 def _labels(text: str) -> dict[str, str]:
@@ -23,12 +23,15 @@ def rules(
     """
     from fnmatch import fnmatchcase
 
+    from siqd.durations import format_duration
     from siqd.metrics import format_value, unit_of
     from siqd.rules import rule_matches
 
     config = context.config()
     store = context.store(create=False)
     target = host or config.host
+    if store.get_host(target) is None:
+        fail(f"host {target!r} has not reported to this store; list hosts with 'siqctl hosts'")
     now = time.time()
     states = {(row["rule"], row["series"]): row for row in store.load_rule_states(target)}
     rows = []
@@ -65,12 +68,12 @@ def rules(
     for row in rows:
         state = row["state"]
         if row.get("_since_epoch") and state in ("pending", "firing"):
-            state += f" since {render.ago(row['_since_epoch'], now)}"
+            state += f" for {format_duration(now - row['_since_epoch'])}"
         if row["incident"]:
             state += f" (#{row['incident']})"
         value = format_value(row["value"], unit_of(row["metric"])) if row["value"] is not None else "-"
         table.append((row["rule"], row["series"] or "-", value, state))
-    typer.echo(f"Rules on {target}:")
+    typer.echo(f"Rules of {config.source} on {target}:")
     typer.echo(tabulate(table, headers=("RULE", "SERIES", "NOW", "STATE"), tablefmt="simple", disable_numparse=True))
 
 

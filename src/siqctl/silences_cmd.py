@@ -61,7 +61,7 @@ def add(
     """
     from siqd.config import glob_problem
     from siqd.cron import CronError, CronExpression
-    from siqd.durations import DurationError, parse_duration
+    from siqd.durations import DurationError, format_duration, parse_duration
     from siqd.timefmt import zone_of
 
     for name, pattern in (("--host", host), ("--rule", rule)):
@@ -102,10 +102,18 @@ def add(
         if duration is None:
             fail("--every needs --duration, e.g. --duration 1h", USAGE)
         try:
-            CronExpression(every)
+            expression = CronExpression(every)
         except CronError as error:
             fail(f"invalid --every: {error}", USAGE)
+        from siqd.cron import shortest_gap
+
         cron, length = every, seconds("--duration", duration)
+        gap = shortest_gap(expression, now, zone)
+        if gap is None:
+            fail(f"invalid --every {every!r}: it matches fewer than two times in the next 400 days", USAGE)
+        if length >= gap:
+            fail(f"invalid --duration {duration!r}: windows of '{every}' start every {format_duration(gap)}, so "
+                 "they would overlap and never end; use a shorter --duration", USAGE)
     if duration is not None and every is None:
         fail("--duration goes with --every; use --for for a one-off silence", USAGE)
 

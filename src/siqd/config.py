@@ -756,6 +756,8 @@ def effective_settings(config: Config) -> dict:
         }
         if rule.labels:
             entry["labels"] = rule.labels
+        if rule.description:
+            entry["description"] = rule.description
         rules.append(entry)
     return {
         "host": config.host,
@@ -768,7 +770,8 @@ def effective_settings(config: Config) -> dict:
         "stale_after": format_duration(config.stale_after, exact=True) if config.stale_after else
         "3 intervals of the silent host, at least 60s",
         "retention": {"raw": format_duration(config.retention_raw, exact=True)},
-        "buffer": {"path": str(config.buffer_path), "max_rounds": config.buffer_max_rounds},
+        **({"buffer": {"path": str(config.buffer_path), "max_rounds": config.buffer_max_rounds}}
+           if config.store.startswith("postgres") else {}),
         "disks": {
             "skip_fstypes": config.disks.skip_fstypes,
             "skip_tmpfs_under": config.disks.skip_tmpfs_under,

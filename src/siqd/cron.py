@@ -50,11 +50,39 @@ def _parse_field(text: str, name: str, low: int, high: int) -> set[int]:
             else:
                 start = end = int(body)
         except ValueError:
-            raise CronError(f"invalid {name} field {text!r} in cron expression") from None
+            hint = " (use numbers: 0 or 7 is Sunday, 1 Monday)" if name == "day of week" else \
+                " (use numbers 1-12)" if name == "month" else ""
+            raise CronError(f"invalid {name} field {text!r} in cron expression{hint}") from None
         if step < 1 or start < low or end > high or start > end:
             raise CronError(f"invalid {name} field {text!r}: values must be within {low}-{high}")
         values.update(range(start, end + 1, step))
     return values
+
+
+def shortest_gap(expression: CronExpression, start: float, zone, days: int = 400) -> float | None:
+    """Return the shortest time between two consecutive matches over `days` days, or None if it
+    matches less than twice (such as only on 31 February)."""
+    from datetime import timedelta
+
+    moment = (datetime.fromtimestamp(start, zone) if zone else datetime.fromtimestamp(start)).replace(
+        tzinfo=None, second=0, microsecond=0)
+    previous, shortest = None, None
+    for day in range(days):
+        date = moment + timedelta(days=day)
+        if date.month not in expression.months:
+            continue
+        for hour in sorted(expression.hours):
+            for minute in sorted(expression.minutes):
+                candidate = date.replace(hour=hour, minute=minute)
+                if candidate < moment or not expression.matches(candidate):
+                    continue
+                if previous is not None:
+                    gap = (candidate - previous).total_seconds()
+                    shortest = gap if shortest is None else min(shortest, gap)
+                previous = candidate
+        if shortest is not None and shortest <= 60:
+            break
+    return shortest
 
 
 def window_containing(expression: CronExpression, duration: float, now: float, zone) -> tuple[float, float] | None:

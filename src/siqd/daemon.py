@@ -275,7 +275,9 @@ class Daemon:
             log_event(logger, WARNING, "transition_dropped", rule=record["rule"], reason="rule no longer configured")
             return
         labels = record["labels"]
-        fields = dict(host=self.config.host, rule=rule.name, series=series_key(labels) or None, value=record["value"])
+        value = record["value"]
+        shown = f"{value:.0f}s" if record["unit"] == "s" and value not in (None, float("inf")) else value
+        fields = dict(host=self.config.host, rule=rule.name, series=series_key(labels) or None, value=shown)
         if record["kind"] == FIRE:
             outcome = self.incidents.fire(rule, self.config.host, labels, record["unit"], record["value"],
                                           record["started_at"], now)
@@ -359,10 +361,14 @@ class Daemon:
                 outcome = self.incidents.fire(rule, host["name"], {}, "s", round(silent), host["last_seen"], now)
                 if outcome.created:
                     log_event(logger, WARNING, "host_silent", incident=outcome.incident.id, **fields)
-            elif silent <= limit and host["open_incidents"]:
+            elif host["open_incidents"]:
+                # Cleared only once the host reported after it went silent, not by a
+                # daemon whose own stale_after is longer than the one that opened it.
                 incident = self.store.find_open_incident(host["name"], rule.name, "")
-                if incident is not None and incident.cleared_at is None:
-                    outcome = self.incidents.clear(rule, host["name"], {}, "s", round(silent), now)
+                if incident is not None and incident.cleared_at is None and \
+                        host["last_seen"] > incident.started_at + 0.5:
+                    text = f"host reported again at {local_time(host['last_seen'])}"
+                    outcome = self.incidents.clear(rule, host["name"], {}, "s", round(silent), now, text=text)
                     if outcome is not None:
                         log_event(logger, INFO, "host_back", incident=outcome.incident.id, **fields)
 

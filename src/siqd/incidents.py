@@ -109,7 +109,7 @@ class Incidents:
             return Outcome(incident, created=True, queued=queued)
 
     def clear(self, rule: Rule, host: str, labels: dict[str, str], unit: str, value: float,
-              now: float) -> Outcome | None:
+              now: float, text: str | None = None) -> Outcome | None:
         """Record that a firing series crossed back past its clear threshold.
 
         The incident stays open for a person to resolve unless the rule sets
@@ -124,7 +124,9 @@ class Incidents:
                 incident = self._latest_uncleared(host, rule.name, key)
                 if incident is None:
                     return None
-            if rule.predict is not None:
+            if text is not None:
+                pass  # the caller's own words (host-silent: when the host reported again)
+            elif rule.predict is not None:
                 text = (f"forecast cleared: {rule.metric} no longer reaches {format_value(rule.predict, incident.unit)}"
                         f" within {format_duration(rule.threshold)}")
                 value = None if value == float("inf") else value
@@ -222,7 +224,7 @@ class Incidents:
                 channels = rule.notify
             previous = self.store.get_incident(incident.previous_id) if incident.previous_id else None
             return self._opening(incident, event_id, channels, "opened",
-                                 f"Held back by silence #{silence_id}, which has ended.", previous, now,
+                                 f"Held back by silence #{silence_id} until its window ended.", previous, now,
                                  check_silence=False)
 
     def remind(self, incident: Incident, now: float) -> int:
