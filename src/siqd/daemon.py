@@ -299,6 +299,8 @@ class Daemon:
         zone = zone_of(self.config.timezone)
         # Host-silent incidents belong to a dead host whose own daemon cannot
         # release them, so every daemon does; the series lock makes one win.
+        # NOTE: other incidents are released by their host's daemon only, so a
+        # silenced `siqctl open` incident for a host without siqd stays held.
         for incident in self.store.silenced_incidents(self.config.host, SILENT_HOST_RULE):
             if not is_active(self.store, incident.silenced_by, now, zone):
                 queued = self.incidents.release_silenced(incident, now)
