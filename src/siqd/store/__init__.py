@@ -12,19 +12,23 @@ def open_store(location: str, migrate: bool = True, create: bool = True) -> Stor
     With `create` false, a missing SQLite file is an error instead of a new
     empty store, so a mistyped path does not look like "no incidents".
     """
+    store = _connect(location, create)
+    if migrate:
+        try:
+            store.migrate()
+        except BaseException:
+            store.close()
+            raise
+    return store
+
+
+def _connect(location: str, create: bool) -> Store:
     from siqd.config import sqlite_path
 
     if location.startswith(("postgresql://", "postgres://")):
         from siqd.store.postgres import PostgresStore
 
-        store = PostgresStore(location)
-        if migrate:
-            try:
-                store.migrate()
-            except BaseException:
-                store.close()
-                raise
-        return store
+        return PostgresStore(location)
     path = sqlite_path(location)
     if path is None:
         raise StoreError(f"unsupported store location {location!r}; expected sqlite:///PATH")
@@ -35,11 +39,4 @@ def open_store(location: str, migrate: bool = True, create: bool = True) -> Stor
         )
     from siqd.store.sqlite import SQLiteStore
 
-    store = SQLiteStore(path)
-    if migrate:
-        try:
-            store.migrate()
-        except BaseException:
-            store.close()
-            raise
-    return store
+    return SQLiteStore(path)
