@@ -179,8 +179,15 @@ def list_silences(
         return
     from tabulate import tabulate
 
-    rows = [(f"#{row['id']}", "active" if entry["active"] else ("ended" if row["ended_at"] else "waiting"),
-             _describe(row), row["created_by"]) for row, entry in zip(found, data)]
+    rows = []
+    for row, entry in zip(found, data):
+        if entry["active"]:
+            state = "active"
+        elif row["ended_at"]:
+            state = "ended"
+        else:
+            state = "waiting"
+        rows.append((f"#{row['id']}", state, _describe(row), row["created_by"]))
     typer.echo(tabulate(rows, headers=("ID", "STATE", "SILENCE", "BY"), tablefmt="simple", disable_numparse=True))
 
 

@@ -86,7 +86,7 @@ def shortest_gap(expression: CronExpression, start: float, zone, days: int = 400
 
 
 def window_containing(expression: CronExpression, duration: float, now: float, zone) -> tuple[float, float] | None:
-    """Return the [start, end) of the window, started by a cron match and lasting `duration`, that holds `now`.
+    """Return the [start, end) of the window that contains `now`: it starts at a cron match and lasts `duration`.
 
     Matches are looked for in local wall-clock minutes. A match at a time
     that does not exist (the hour skipped when DST starts) starts its window
