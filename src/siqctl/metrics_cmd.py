@@ -39,10 +39,13 @@ def metrics(
     except DurationError as error:
         fail(f"invalid --since: {error}", USAGE)
     store = context.store(create=False)
+    # Past the raw retention only 5-minute roll-ups remain, so longer windows use them.
+    rolled = time.time() - start > context.config().retention_raw
     if store.get_host(host) is None:
         fail(f"host {host!r} has not reported to this store; list hosts with 'siqctl hosts'")
     found = {}
-    for labels_text, points in store.series_samples(host, metric, start).items():
+    source = store.series_rollups(host, metric, start) if rolled else store.series_samples(host, metric, start)
+    for labels_text, points in source.items():
         labels = dict(part.split("=", 1) for part in labels_text.split(",")) if labels_text else {}
         if all(labels.get(key) == value for key, value in wanted.items()):
             found[labels_text] = points
@@ -50,7 +53,8 @@ def metrics(
     if as_json:
         typer.echo(render.to_json([
             {"host": host, "metric": metric, "labels": dict(part.split("=", 1) for part in key.split(",")) if key
-             else {}, "unit": unit, "samples": [{"at": render.iso_utc(ts), "value": value} for ts, value in points]}
+             else {}, "unit": unit, "resolution": "5m" if rolled else "raw",
+             "samples": [_point_data(point) for point in points]}
             for key, points in found.items()
         ]))
         return
@@ -59,18 +63,26 @@ def metrics(
         import sys
 
         writer = csv.writer(sys.stdout)
-        writer.writerow(["series", "time", "value"])
+        writer.writerow(["series", "time", "min", "avg", "max"] if rolled else ["series", "time", "value"])
         for key, points in found.items():
-            for ts, value in points:
-                writer.writerow([key, render.iso_utc(ts), value])
+            for point in points:
+                writer.writerow([key, render.iso_utc(point[0]), *point[1:]])
         return
     if not found:
         typer.echo(f"No samples of {metric} on {host} in the last {since}.")
         return
     for key, points in found.items():
-        typer.echo(f"{metric} on {host}" + (f" ({key})" if key else "") + f", {len(points)} samples:")
-        for ts, value in points:
-            typer.echo(f"  {render.local_time(ts)}  {format_value(value, unit)}")
+        what = f"{len(points)} 5-minute roll-ups (min / avg / max)" if rolled else f"{len(points)} samples"
+        typer.echo(f"{metric} on {host}" + (f" ({key})" if key else "") + f", {what}:")
+        for point in points:
+            values = " / ".join(format_value(value, unit) for value in point[1:])
+            typer.echo(f"  {render.local_time(point[0])}  {values}")
+
+
+def _point_data(point: tuple) -> dict:
+    if len(point) == 2:
+        return {"at": render.iso_utc(point[0]), "value": point[1]}
+    return {"at": render.iso_utc(point[0]), "min": point[1], "avg": point[2], "max": point[3]}
 
 
 def register(app: typer.Typer) -> None:

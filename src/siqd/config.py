@@ -95,6 +95,7 @@ class Config(Record):
     log_level: str = "info"
     timezone: str | None = None  # IANA name for reports; None is the machine's local time
     retention_raw: float = 48 * 3600.0
+    retention_rollup: float = 90 * 86400.0
     startup_grace: float = 20.0
     stale_after: float | None = None  # None: 3 of the silent host's intervals, at least 60 s
     buffer_path: Path | None = None
@@ -387,10 +388,11 @@ def _read_disks(table: _Table) -> DiskSettings:
     return settings
 
 
-def _read_retention(table: _Table) -> float:
+def _read_retention(table: _Table) -> dict:
     raw = table.duration("raw", 48 * 3600.0, minimum=3600.0)
+    rollup = table.duration("rollup", 90 * 86400.0, minimum=86400.0)
     table.reject_unknown()
-    return raw
+    return {"retention_raw": raw, "retention_rollup": rollup}
 
 
 def _read_buffer(table: _Table) -> dict:
@@ -458,7 +460,7 @@ def parse_config(data: dict, source: str, path: Path | None = None) -> Config:
         dashboard_url=dashboard_url.rstrip("/") if dashboard_url else None,
         log_level=log_level,
         timezone=timezone,
-        retention_raw=_read_retention(root.table("retention")),
+        **_read_retention(root.table("retention")),
         startup_grace=root.duration("startup_grace", 0.0),
         stale_after=root.duration("stale_after", None, minimum=1.0),
         **_read_buffer(root.table("buffer")),
@@ -769,7 +771,8 @@ def effective_settings(config: Config) -> dict:
         "startup_grace": format_duration(config.startup_grace, exact=True),
         "stale_after": format_duration(config.stale_after, exact=True) if config.stale_after else
         "3 intervals of the silent host, at least 60s",
-        "retention": {"raw": format_duration(config.retention_raw, exact=True)},
+        "retention": {"raw": format_duration(config.retention_raw, exact=True),
+                      "rollup": format_duration(config.retention_rollup, exact=True)},
         **({"buffer": {"path": str(config.buffer_path), "max_rounds": config.buffer_max_rounds}}
            if config.store.startswith("postgres") else {}),
         "disks": {

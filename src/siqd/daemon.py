@@ -40,6 +40,11 @@ RETENTION_BATCH = 5000
 # A delivery worker running longer than this is stopped; its claims expire and
 # the next worker retries.
 DELIVERY_WORKER_LIMIT = 300.0
+# Raw samples are rolled up into buckets of this many seconds (min, avg, max), a
+# bucket once it ended this long ago, at most this many buckets per round.
+ROLLUP_SECONDS = 300.0
+ROLLUP_LATENESS = 60.0
+ROLLUP_BUCKETS_PER_ROUND = 12
 # A pending series with no reading for this many rounds is forgotten.
 VANISHED_AFTER_ROUNDS = 5
 # Reconnection attempts to an unreachable store back off up to this many seconds.
@@ -253,6 +258,12 @@ class Daemon:
                 self._apply(record, ts)
             self.store.delete_samples_before(self.config.host, self.clock() - self.config.retention_raw,
                                              RETENTION_BATCH)
+            if ts >= self.clock() - self.config.interval:  # a live round, not one replayed from the buffer
+                # NOTE: rounds replayed after an outage older than the roll-up point
+                # keep their raw samples but do not reach the roll-ups.
+                self.store.roll_up(self.config.host, ts - ROLLUP_LATENESS, ROLLUP_SECONDS, ROLLUP_BUCKETS_PER_ROUND)
+                self.store.delete_rollups_before(self.config.host, ts - self.config.retention_rollup,
+                                                 RETENTION_BATCH)
 
     def _persist_states(self, changes: list, now: float) -> None:
         for (rule, series), state in changes:

@@ -356,6 +356,69 @@ class Store:
             found.setdefault(row["labels"], []).append((row["ts"], row["value"]))
         return found
 
+    def roll_up(self, host: str, until: float, bucket: float, max_buckets: int) -> float | None:
+        """Aggregate a host's raw samples into roll-ups, bucket by bucket, up to `until`.
+
+        Works through at most `max_buckets` buckets past where it stopped last
+        time, so one round never stalls; returns the new end, or None when
+        there was nothing to do.
+        """
+        done = self.scalar("SELECT rolled_until FROM rollup_progress WHERE host = ?", (host,))
+        if done is None:
+            first = self.scalar("SELECT MIN(s.ts) FROM samples s JOIN series r ON r.id = s.series_id "
+                                "WHERE r.host = ?", (host,))
+            if first is None:
+                return None
+            done = first - first % bucket
+        end = min(until - until % bucket, done + max_buckets * bucket)
+        if end <= done:
+            return None
+        # Aggregated here rather than in SQL: bucketing a float timestamp needs
+        # floor(), which not every SQLite build has.
+        groups: dict[tuple[int, float], list[float]] = {}
+        for row in self.rows(
+            "SELECT s.series_id, s.ts, s.value FROM series r JOIN samples s ON s.series_id = r.id "
+            "WHERE r.host = ? AND s.ts >= ? AND s.ts < ?",
+            (host, done, end),
+        ):
+            start = row["ts"] - row["ts"] % bucket
+            groups.setdefault((row["series_id"], start), []).append(row["value"])
+        if groups:
+            with self.translate_errors():
+                self.connection.cursor().executemany(
+                    self._sql("INSERT INTO rollups (series_id, bucket, min_value, avg_value, max_value, samples) "
+                              "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (series_id, bucket) DO NOTHING"),
+                    [(series_id, start, min(values), sum(values) / len(values), max(values), len(values))
+                     for (series_id, start), values in groups.items()],
+                )
+        self.execute(
+            "INSERT INTO rollup_progress (host, rolled_until) VALUES (?, ?) "
+            "ON CONFLICT (host) DO UPDATE SET rolled_until = excluded.rolled_until",
+            (host, end),
+        )
+        return end
+
+    def series_rollups(self, host: str, metric: str, since: float) -> dict[str, list[tuple]]:
+        """Return (bucket start, min, avg, max) per series of a metric on a host since `since`."""
+        found: dict[str, list[tuple]] = {}
+        for row in self.rows(
+            "SELECT r.labels, u.bucket, u.min_value, u.avg_value, u.max_value FROM series r "
+            "JOIN rollups u ON u.series_id = r.id WHERE r.host = ? AND r.metric = ? AND u.bucket >= ? "
+            "ORDER BY r.labels, u.bucket",
+            (host, metric, since),
+        ):
+            found.setdefault(row["labels"], []).append((row["bucket"], row["min_value"], row["avg_value"],
+                                                        row["max_value"]))
+        return found
+
+    def delete_rollups_before(self, host: str, cutoff: float, limit: int) -> int:
+        cursor = self.execute(
+            "DELETE FROM rollups WHERE (series_id, bucket) IN (SELECT u.series_id, u.bucket FROM series r "
+            "JOIN rollups u ON u.series_id = r.id AND u.bucket < ? WHERE r.host = ? LIMIT ?)",
+            (cutoff, host, limit),
+        )
+        return cursor.rowcount
+
     def delete_samples_before(self, host: str, cutoff: float, limit: int) -> int:
         """Delete at most `limit` of a host's samples older than `cutoff`; return how many went.
 

@@ -7,7 +7,7 @@ database, and times are DOUBLE PRECISION epoch seconds (PostgreSQL's REAL
 has only 24 bits of mantissa, too few for a timestamp).
 """
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 MIGRATIONS: list[list[str]] = [
     # 1: hosts, series and samples, rule state, incidents with their timeline, the outbox.
@@ -168,6 +168,22 @@ MIGRATIONS: list[list[str]] = [
     # 6: flapping incidents hold their notifications.
     [
         "ALTER TABLE incidents ADD COLUMN flapping_since DOUBLE PRECISION",
+    ],
+    # 7: 5-minute roll-ups (min, avg, max) that outlive the raw samples.
+    [
+        """CREATE TABLE rollups (
+            series_id BIGINT NOT NULL,
+            bucket DOUBLE PRECISION NOT NULL,
+            min_value DOUBLE PRECISION NOT NULL,
+            avg_value DOUBLE PRECISION NOT NULL,
+            max_value DOUBLE PRECISION NOT NULL,
+            samples INTEGER NOT NULL,
+            PRIMARY KEY (series_id, bucket)
+        ){without_rowid}""",
+        """CREATE TABLE rollup_progress (
+            host TEXT PRIMARY KEY,
+            rolled_until DOUBLE PRECISION NOT NULL
+        )""",
     ],
 ]
 
