@@ -79,6 +79,21 @@ def receiver():
     started.stop()
 
 
+# A host with a disk rule and a channel whose receiver is never reached: tests of
+# rule timing and notification rows use it with a fake clock.
+DISK_RULE_WITH_CHANNEL = """
+host = "db-1"
+[notify]
+default = ["team"]
+[notify.channels]
+team = ["json://127.0.0.1:9/x"]
+[[rule]]
+name = "disk-full"
+metric = "disk.used_percent"
+above = 90
+clear_below = 85
+"""
+
 PG_SERVER = os.environ.get("SIQ_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 
 

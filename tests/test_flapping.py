@@ -1,22 +1,12 @@
 """A series that keeps changing state sends one 'flapping' notice, then nothing until it is stable."""
 
+from conftest import DISK_RULE_WITH_CHANNEL
 from siqd.collect.host import Sample
 from siqd.config import parse_config
 from siqd.daemon import Daemon
 from siqd.store import open_store
 
-CONFIG = """
-host = "db-1"
-[notify]
-default = ["team"]
-[notify.channels]
-team = ["json://127.0.0.1:9/x"]
-[[rule]]
-name = "disk-full"
-metric = "disk.used_percent"
-above = 90
-clear_below = 85
-"""
+CONFIG = DISK_RULE_WITH_CHANNEL
 
 
 class Clock:

@@ -7,25 +7,14 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from conftest import DISK_RULE_WITH_CHANNEL
 from siqd.collect.host import Sample
 from siqd.config import parse_config
 from siqd.daemon import Daemon
 from siqd.rules import CLEAR, FIRE, evaluate
 from siqd.store import open_store
 
-RULE = """
-host = "db-1"
-[notify]
-default = ["team"]
-[notify.channels]
-team = ["json://127.0.0.1:9/x"]
-[[rule]]
-name = "disk-full"
-metric = "disk.used_percent"
-above = 90
-clear_below = 85
-for = "3m"
-"""
+RULE = DISK_RULE_WITH_CHANNEL + 'for = "3m"\n'
 STEP = 60.0
 
 # Readings per minute: unknown, clearly ok, inside the hysteresis band, breaching.

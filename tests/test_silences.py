@@ -6,23 +6,13 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from conftest import DISK_RULE_WITH_CHANNEL
 from siqd.collect.host import Sample
 from siqd.config import parse_config
 from siqd.cron import CronError, CronExpression, window_containing
 from siqd.daemon import Daemon
 
-CONFIG = """
-host = "db-1"
-[notify]
-default = ["team"]
-[notify.channels]
-team = ["json://127.0.0.1:9/x"]
-[[rule]]
-name = "disk-full"
-metric = "disk.used_percent"
-above = 90
-clear_below = 85
-"""
+CONFIG = DISK_RULE_WITH_CHANNEL
 
 
 class Clock:

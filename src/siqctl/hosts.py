@@ -56,6 +56,8 @@ def hosts(as_json: bool = typer.Option(False, "--json", help="print JSON")):
 
 def _now_values(store, host: str) -> dict:
     """Return the latest cpu, memory and fullest-disk readings of a host."""
+    from siqd.store.base import labels_of
+
     def single(metric: str) -> float | None:
         rows = store.latest_values(host, metric)
         return rows[0]["value"] if rows else None
@@ -65,7 +67,8 @@ def _now_values(store, host: str) -> dict:
     return {
         "cpu_percent": single("cpu.percent"),
         "memory_used_percent": single("memory.used_percent"),
-        "worst_disk": {"mount": worst["labels"].split("=", 1)[1], "used_percent": worst["value"]} if worst else None,
+        "worst_disk": {"mount": labels_of(worst["labels"])["mount"], "used_percent": worst["value"]} if worst
+        else None,
     }
 
 

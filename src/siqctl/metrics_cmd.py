@@ -23,6 +23,7 @@ def metrics(
     """
     from siqd.durations import DurationError, parse_duration
     from siqd.metrics import CATALOG, format_value
+    from siqd.store.base import labels_of
 
     if metric not in CATALOG:
         fail(f"unknown metric {metric!r}; known metrics: {', '.join(sorted(CATALOG))}", USAGE)
@@ -46,14 +47,13 @@ def metrics(
     found = {}
     source = store.series_rollups(host, metric, start) if rolled else store.series_samples(host, metric, start)
     for labels_text, points in source.items():
-        labels = dict(part.split("=", 1) for part in labels_text.split(",")) if labels_text else {}
+        labels = labels_of(labels_text)
         if all(labels.get(key) == value for key, value in wanted.items()):
             found[labels_text] = points
     unit = CATALOG[metric].unit
     if as_json:
         typer.echo(render.to_json([
-            {"host": host, "metric": metric, "labels": dict(part.split("=", 1) for part in key.split(",")) if key
-             else {}, "unit": unit, "resolution": "5m" if rolled else "raw",
+            {"host": host, "metric": metric, "labels": labels_of(key), "unit": unit, "resolution": "5m" if rolled else "raw",
              "samples": [_point_data(point) for point in points]}
             for key, points in found.items()
         ]))

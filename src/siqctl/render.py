@@ -127,7 +127,7 @@ def incidents_table(incidents: list[Incident], now: float | None = None) -> str:
             incident.severity,
             incident.host,
             incident.rule,
-            _shorten(summary_text(incident), 50),
+            shorten(summary_text(incident), 50),
             ago(incident.opened_at, now),
             status_text(incident, now),
         )
@@ -142,10 +142,6 @@ def series_label(series: str) -> str:
 
 
 def shorten(text: str, width: int) -> str:
-    return _shorten(text, width)
-
-
-def _shorten(text: str, width: int) -> str:
     text = text.replace("\n", " ")
     return text if len(text) <= width else text[: width - 1] + "…"
 

@@ -8,10 +8,6 @@ from siqctl import context, render
 from siqctl.context import fail, store_errors
 
 
-def _labels(text: str) -> dict[str, str]:
-    return dict(part.split("=", 1) for part in text.split(",")) if text else {}
-
-
 @store_errors
 def rules(
     host: str = typer.Option(None, "--host", help="host to show (default: this config's host)"),
@@ -26,6 +22,7 @@ def rules(
     from siqd.durations import format_duration
     from siqd.metrics import format_value, unit_of
     from siqd.rules import rule_matches
+    from siqd.store.base import labels_of
 
     config = context.config()
     store = context.store(create=False)
@@ -38,7 +35,7 @@ def rules(
     for rule in config.rules:
         applies = any(fnmatchcase(target, pattern) for pattern in rule.hosts)
         series_rows = [row for row in store.latest_values(target, rule.metric)
-                       if rule_matches(rule, target, rule.metric, _labels(row["labels"]))] if applies else []
+                       if rule_matches(rule, target, rule.metric, labels_of(row["labels"]))] if applies else []
         if not series_rows:
             rows.append({"rule": rule.name, "metric": rule.metric, "series": None, "state": "no data" if applies
                          else "not for this host", "since": None, "incident": None, "value": None,

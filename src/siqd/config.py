@@ -266,6 +266,14 @@ def _read_rule(table: _Table, channels: dict) -> Rule:
         if clear < threshold:
             raise table.error("clear_above", f"must be at or above the threshold {threshold:g}, got {clear:g}")
 
+    rule = Rule(name=name, metric=metric, comparison=comparison, threshold=threshold, clear=clear,
+                **_common_rule_fields(table, channels))
+    table.reject_unknown()
+    return rule
+
+
+def _common_rule_fields(table: _Table, channels: dict) -> dict:
+    """Read the keys that threshold and forecast rules share."""
     severity = table.string("severity", "warning")
     if severity not in SEVERITIES:
         raise table.error("severity", f"expected one of {', '.join(SEVERITIES)}, got {severity!r}")
@@ -277,25 +285,18 @@ def _read_rule(table: _Table, channels: dict) -> Rule:
         if channel not in channels:
             raise table.error("notify", f"unknown channel {channel!r}; define it under [notify.channels]")
 
-    rule = Rule(
-        name=name,
-        metric=metric,
-        comparison=comparison,
-        threshold=threshold,
-        clear=clear,
-        for_seconds=table.duration("for", 0.0),
-        severity=severity,
-        hosts=table.glob_list("hosts", ["*"]),
-        labels=labels,
-        auto_resolve=table.get("auto_resolve", bool, "true or false", False),
-        remind_every=table.duration("remind_every", None, minimum=60.0),
-        flap_max=_positive_int(table, "flap_max", 6),
-        flap_window=table.duration("flap_window", 1800.0, minimum=60.0),
-        notify=notify,
-        description=table.string("description", ""),
-    )
-    table.reject_unknown()
-    return rule
+    return {
+        "for_seconds": table.duration("for", 0.0),
+        "severity": severity,
+        "hosts": table.glob_list("hosts", ["*"]),
+        "labels": labels,
+        "auto_resolve": table.get("auto_resolve", bool, "true or false", False),
+        "remind_every": table.duration("remind_every", None, minimum=60.0),
+        "flap_max": _positive_int(table, "flap_max", 6),
+        "flap_window": table.duration("flap_window", 1800.0, minimum=60.0),
+        "notify": notify,
+        "description": table.string("description", ""),
+    }
 
 
 def _positive_int(table: _Table, name: str, default: int) -> int:
@@ -310,22 +311,8 @@ def _read_forecast_rule(table: _Table, name: str, metric: str, predict: float, c
     if within is None:
         raise table.error("within", 'missing; a predict rule needs it, e.g. within = "6h"')
     window = table.duration("window", 3600.0, minimum=300.0)
-    severity = table.string("severity", "warning")
-    if severity not in SEVERITIES:
-        raise table.error("severity", f"expected one of {', '.join(SEVERITIES)}, got {severity!r}")
-    notify = table.string_list("notify")
-    for channel in notify or []:
-        if channel not in channels:
-            raise table.error("notify", f"unknown channel {channel!r}; define it under [notify.channels]")
-    labels = _read_label_globs(table.table("labels"))
-    rule = Rule(
-        name=name, metric=metric, comparison="below", threshold=within, clear=within,
-        for_seconds=table.duration("for", 0.0), severity=severity, hosts=table.glob_list("hosts", ["*"]),
-        labels=labels, auto_resolve=table.get("auto_resolve", bool, "true or false", False),
-        remind_every=table.duration("remind_every", None, minimum=60.0),
-        flap_max=_positive_int(table, "flap_max", 6), flap_window=table.duration("flap_window", 1800.0, minimum=60.0),
-        notify=notify, description=table.string("description", ""), predict=predict, window=window,
-    )
+    rule = Rule(name=name, metric=metric, comparison="below", threshold=within, clear=within, predict=predict,
+                window=window, **_common_rule_fields(table, channels))
     table.reject_unknown()
     return rule
 

@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass, field
 
 from siqd.config import Config
+from siqd.durations import format_duration
 from siqd.log import get_logger, log_event
 from siqd.notify.outbox import retry_delay, target_fingerprint
 from siqd.store.base import Notification, Store
@@ -182,7 +183,7 @@ def send_storm_groups(store: Store, config: Config, clock, report: DeliveryRepor
                     claimed.append(note)
         if not claimed:
             continue
-        title = f"[STORM] {len(claimed)} incidents opened in the last {_minutes(settings.storm_window)}"
+        title = f"[STORM] {len(claimed)} incidents opened in the last {format_duration(settings.storm_window)}"
         lines = [f"{len(claimed)} incidents opened at once; each is recorded. Newest last:"]
         for note in claimed:
             lines.append(f"- #{note.incident_id} {note.title}")
@@ -193,12 +194,6 @@ def send_storm_groups(store: Store, config: Config, clock, report: DeliveryRepor
         finished = clock()
         for note in claimed:
             _record(store, note, error, started, finished, settings, report, grouped=len(claimed))
-
-
-def _minutes(seconds: float) -> str:
-    from siqd.durations import format_duration
-
-    return format_duration(seconds)
 
 
 def deliver_due(store: Store, config: Config, clock=time.time, deadline: float | None = None,

@@ -47,6 +47,11 @@ def series_key(labels: dict[str, str]) -> str:
     return ",".join(f"{key}={labels[key]}" for key in sorted(labels))
 
 
+def labels_of(key: str) -> dict[str, str]:
+    """Return the label set of a series key, the reverse of series_key."""
+    return dict(part.split("=", 1) for part in key.split(",")) if key else {}
+
+
 class Incident(Record):
     id: int
     host: str
@@ -644,9 +649,6 @@ class Store:
             (start, end),
         )
         return [Incident.from_row(row) for row in rows]
-
-    def all_reviewed_ids(self) -> set[int]:
-        return {row["incident_id"] for row in self.rows("SELECT incident_id FROM reviews")}
 
     # -- outbox ---------------------------------------------------------------------------
 
