@@ -1,4 +1,4 @@
-"""A host whose siqd stopped reporting becomes one host-silent incident, opened by whoever notices first."""
+"""A host whose siqd stopped reporting becomes one host-silent incident, opened by the first daemon to notice."""
 
 import subprocess
 import time

@@ -147,7 +147,7 @@ def test_store_url_not_in_command_lines(siq):
     import socket
     import time
 
-    silent = socket.socket()  # accepts connections (in the kernel) and never answers: delivery hangs
+    silent = socket.socket()  # accepts connections (in the kernel) and never replies, so delivery hangs
     silent.bind(("127.0.0.1", 0))
     silent.listen(5)
     port = silent.getsockname()[1]

@@ -67,8 +67,13 @@ def list_incidents(
         typer.echo(render.to_json([render.incident_data(incident, dashboard) for incident in found]))
         return
     if not found:
-        label = "unreviewed resolved" if unreviewed else (status if status != "all" else "")
-        typer.echo(f"No {label} incidents.".replace("  ", " "))
+        if unreviewed:
+            label = "unreviewed resolved "
+        elif status == "all":
+            label = ""
+        else:
+            label = f"{status} "
+        typer.echo(f"No {label}incidents.")
         return
     typer.echo(render.incidents_table(found))
     if more:

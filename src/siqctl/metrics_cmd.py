@@ -29,12 +29,12 @@ def metrics(
         fail(f"unknown metric {metric!r}; known metrics: {', '.join(sorted(CATALOG))}", USAGE)
     if as_json and as_csv:
         fail("give --json or --csv, not both", USAGE)
-    wanted = {}
+    label_filter = {}
     for item in label:
         key, sep, value = item.partition("=")
         if not sep or not key:
             fail(f"invalid --label {item!r}; expected KEY=VALUE such as mount=/", USAGE)
-        wanted[key] = value
+        label_filter[key] = value
     try:
         start = time.time() - parse_duration(since)
     except DurationError as error:
@@ -48,7 +48,7 @@ def metrics(
     source = store.series_rollups(host, metric, start) if rolled else store.series_samples(host, metric, start)
     for labels_text, points in source.items():
         labels = labels_of(labels_text)
-        if all(labels.get(key) == value for key, value in wanted.items()):
+        if all(labels.get(key) == value for key, value in label_filter.items()):
             found[labels_text] = points
     unit = CATALOG[metric].unit
     if as_json:

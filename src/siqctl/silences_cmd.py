@@ -54,7 +54,7 @@ def add(
     by: str = typer.Option(None, "--by", help="who adds it (default: your OS user name)"),
     as_json: bool = typer.Option(False, "--json", help="print the silence as JSON"),
 ):
-    """Add a silence: matching incidents are still recorded but notify nobody while it lasts.
+    """Add a silence: matching incidents are still recorded but send no notification while it lasts.
 
     Examples: siqctl silence add --host db-1 --for 30m -m "kernel upgrade";
     siqctl silence add --host 'backup-*' --rule disk-full --every '0 2 * * *' --duration 1h -m "nightly backup"

@@ -85,8 +85,8 @@ class Daemon:
     def load_states(self) -> None:
         """Restore pending and firing series from the store, so a restart keeps `for` windows.
 
-        States the daemon already holds (evaluated while the store was
-        unreachable) are newer than the stored ones and win.
+        States already in memory (evaluated while the store was unreachable)
+        are newer than the stored ones and win.
         """
         known = {rule.name for rule in self.config.rules}
         loaded: dict[tuple[str, str], SeriesState] = {}
@@ -184,8 +184,8 @@ class Daemon:
                         changes.append((key, None))
                 else:
                     self.states[key] = after
-                    # A pending row is rewritten every round: its updated_at is the
-                    # last reading, which tells a vanished series after a restart.
+                    # A pending row is rewritten every round, so its updated_at is the
+                    # last reading and a restarted daemon can find vanished series.
                     if before is None or before.state != after.state or before.since != after.since \
                             or after.state == "pending":
                         changes.append((key, after))
@@ -201,7 +201,7 @@ class Daemon:
     def _forget_vanished(self, now: float) -> list:
         """Drop pending series that got no reading for VANISHED_AFTER_ROUNDS rounds (a mount went away).
 
-        A missed round or two is unknown and changes nothing; a series gone
+        A missed round or two is unknown and changes nothing. A series gone
         for longer must not resume an old `for` window when it comes back.
         Firing series stay, because their incident is open.
         """
@@ -551,11 +551,13 @@ class Daemon:
                   store=self.store.location, interval=f"{self.config.interval:g}s", rules=len(self.config.rules),
                   config=self.config.source)
         self.prime_collector(use_saved=False)
+
         first = self._guarded_round()
         if first is not None:
             mounts = ",".join(sorted(s.labels["mount"] for s in first if s.metric == "disk.used_percent"))
             log_event(logger, INFO, "first_round_done", samples=len(first), mounts=mounts)
         next_round = time.monotonic() + self.config.interval
+
         while not self.stop_requested.wait(max(next_round - time.monotonic(), 0)):
             if self.reload_requested:
                 self.reload()
@@ -564,6 +566,7 @@ class Daemon:
             delay = next_round - time.monotonic()
             if delay < 0:  # fell behind (suspend, slow store): skip missed rounds
                 next_round = time.monotonic() + self.config.interval
+
         if self.worker is not None and self.worker.poll() is None:
             self.worker.terminate()
             try:

@@ -60,7 +60,7 @@ class Incidents:
 
         If the series already has an open incident (the condition cleared and
         came back before anyone resolved it), the breach goes on that
-        incident's timeline instead; a second incident is never opened.
+        incident's timeline instead. A second incident is never opened.
         """
         key = series_key(labels)
         with self.store.transaction():
@@ -166,7 +166,7 @@ class Incidents:
         """Queue the notice of a condition change, unless the series is flapping.
 
         The change that makes it more than `flap_max` changes within
-        `flap_window` sends one "flapping" notice instead; later changes send
+        `flap_window` sends one "flapping" notice instead. Later changes send
         nothing until the series has been stable for the window.
         """
         changes, _ = self.store.state_changes(incident.id, now - rule.flap_window)
@@ -313,7 +313,7 @@ class Incidents:
             return Outcome(self.store.get_incident(incident_id))
 
     def review(self, incident_id: int, answers: dict[str, str | None], actor: str, now: float) -> Outcome:
-        """Write or edit an incident's review; an answer of None keeps what is there."""
+        """Write or edit an incident's review; a value of None keeps the stored one."""
         with self.store.transaction():
             self.store.get_incident(incident_id, for_update=True)
             current = self.store.get_review(incident_id)
@@ -340,8 +340,8 @@ class Incidents:
     def _lock_series(self, host: str, rule: str, key: str) -> None:
         """Make other writers on this (host, rule, series) wait until this transaction ends.
 
-        With PostgreSQL, two daemons may notice the same thing at once; the
-        lock makes the second one see the first one's incident instead of
+        With PostgreSQL, two daemons may notice the same thing at once. The
+        lock makes the second one find the first one's incident instead of
         failing on the one-open-incident constraint.
         """
         self.store.lock_key(f"incident\x1f{host}\x1f{rule}\x1f{key}")

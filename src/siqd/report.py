@@ -154,8 +154,8 @@ def build_report(store: Store, config: Config, start: float, end: float, label: 
         "cleared_to_resolved": duration_stats(cleared_to_resolved),
         "noisy_rules": noisy,
         "unreviewed": unreviewed,
-        # NOTE: heartbeat failures belong here once siq records cron heartbeats;
-        # until then the report says that none are recorded.
+        # NOTE: heartbeat failures belong here once siq records cron heartbeats.
+        # Until then every format prints that none are recorded.
         "heartbeat_failures": None,
     }
 

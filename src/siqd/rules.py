@@ -12,8 +12,8 @@ Per (rule, series) the state is one of:
 A missing reading (None) is "unknown": it changes nothing.
 
 Until `hold_until` (the end of the start-up grace), a breach that would
-fire stays pending instead, so a boot-time spike opens nothing; if it
-still holds after the grace, it fires then, its start time unchanged.
+fire stays pending instead, so a boot-time spike opens nothing. If the
+breach continues after the grace, it fires then, its start time unchanged.
 """
 
 import fnmatch

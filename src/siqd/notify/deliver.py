@@ -160,7 +160,7 @@ def send_storm_groups(store: Store, config: Config, clock, report: DeliveryRepor
 
     A storm is more than `storm_threshold` opening notices to one target
     within `storm_window` (a switch failure takes 12 hosts away). The target
-    then gets one message listing the due openings instead of one each; every
+    then gets one message listing the due openings instead of one each. Every
     incident is still recorded, and each notice is marked as sent in the group.
     """
     settings = config.notify

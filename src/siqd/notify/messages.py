@@ -48,7 +48,7 @@ def condition_text(incident: Incident) -> str:
 
 
 def incident_title(incident: Incident, kind: str = "opened") -> str:
-    """Return a notification title; follow-ups that end trouble say so instead of the severity."""
+    """Return a notification title; cleared, resolved and ignored notices show that instead of the severity."""
     headline = HEADLINES.get(kind, kind)
     tag = kind.upper() if kind in ("cleared", "resolved", "ignored") else incident.severity.upper()
     return f"[{tag}] #{incident.id} {incident.title} — {headline}"

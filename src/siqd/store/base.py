@@ -191,7 +191,7 @@ class Store:
         """Make concurrent migrations wait for each other; SQLite's write lock already does.
 
         The lock is taken before the migration's transaction begins, so that
-        transaction sees what an earlier migration committed.
+        transaction reads what an earlier migration committed.
         """
 
     def unlock_migrations(self) -> None:
@@ -364,9 +364,9 @@ class Store:
     def roll_up(self, host: str, until: float, bucket: float, max_buckets: int) -> float | None:
         """Aggregate a host's raw samples into roll-ups, bucket by bucket, up to `until`.
 
-        Works through at most `max_buckets` buckets past where it stopped last
-        time, so one round never stalls; returns the new end, or None when
-        there was nothing to do.
+        It works through at most `max_buckets` buckets past where it stopped
+        last time, so one round never stalls. Returns the new end, or None
+        when there was nothing to do.
         """
         done = self.scalar("SELECT rolled_until FROM rollup_progress WHERE host = ?", (host,))
         if done is None:
@@ -625,7 +625,7 @@ class Store:
         )
 
     def save_review(self, incident_id: int, answers: dict[str, str], actor: str, now: float) -> None:
-        """Insert or update an incident's review; `answers` holds trigger, cause, fix and sooner."""
+        """Insert or update an incident's review; `answers` contains trigger, cause, fix and sooner."""
         self.execute(
             "INSERT INTO reviews (incident_id, trigger, cause, fix, sooner, author, created_at, updated_at, "
             "updated_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (incident_id) DO UPDATE SET "
