@@ -32,6 +32,28 @@ def series_text(incident: Incident) -> str:
     return ",".join(f"{key}={value}" for key, value in sorted(incident.labels.items())) or "-"
 
 
+SPARK_MARKS = "▁▂▃▄▅▆▇█"
+
+
+def sparkline(buckets: list, unit: str) -> str:
+    """Draw bucket averages as one line of block marks; a blank is a bucket with no samples.
+
+    Percentages are drawn on 0–100 so a flat 5% looks low; other units on 0 to the window's highest average.
+    """
+    means = [bucket[1] for bucket in buckets if bucket is not None]
+    top = 100.0 if unit == "%" else max(means, default=0.0)
+    marks = []
+    for bucket in buckets:
+        if bucket is None:
+            marks.append(" ")
+        elif top <= 0:
+            marks.append(SPARK_MARKS[0])
+        else:
+            share = min(max(bucket[1] / top, 0.0), 1.0)
+            marks.append(SPARK_MARKS[min(int(share * len(SPARK_MARKS)), len(SPARK_MARKS) - 1)])
+    return "".join(marks)
+
+
 def incident_link(incident: Incident, dashboard_url: str | None) -> str | None:
     return f"{dashboard_url}/incidents/{incident.id}" if dashboard_url else None
 

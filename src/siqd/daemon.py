@@ -19,6 +19,7 @@ from siqd import __version__
 from siqd.buffer import OutageBuffer, transition_record
 from siqd.collect.host import Counters, HostCollector, Sample
 from siqd.config import Config, ConfigError, Rule, load_config
+from siqd.hostview import stale_after
 from siqd.incidents import Incidents
 from siqd.log import RepeatFilter, get_logger, log_event
 from siqd.rules import (
@@ -352,12 +353,6 @@ class Daemon:
 
     # -- silent hosts -----------------------------------------------------------------
 
-    def stale_after(self, host: dict) -> float:
-        """Return how long `host` may stay quiet: the config's stale_after, or 3 of its intervals (min 60 s)."""
-        if self.config.stale_after is not None:
-            return self.config.stale_after
-        return max(3 * (host["interval"] or self.config.interval), 60.0)
-
     def watch_hosts(self, now: float) -> None:
         """Open a host-silent incident for each host that stopped reporting; clear it when it reports again.
 
@@ -367,7 +362,7 @@ class Daemon:
         rule = silent_host_rule(self.config)
         for host in self.store.list_hosts():
             silent = max(now - host["last_seen"], 0.0)
-            limit = self.stale_after(host)
+            limit = stale_after(host, self.config.stale_after, self.config.interval)
             rule.threshold = rule.clear = limit
             fields = dict(host=host["name"], silent=f"{silent:.0f}s")
             if silent > limit and host["name"] != self.config.host:

@@ -20,6 +20,7 @@ CATALOG = {
         MetricInfo("memory.used_percent", "%", "memory in use, computed from 'available' (not 'free')"),
         MetricInfo("swap.used_percent", "%", "swap in use; absent when the host has no swap"),
         MetricInfo("disk.used_percent", "%", "used space as df shows it: used / (used + available)", ("mount",)),
+        MetricInfo("disk.used_bytes", "B", "used space in bytes, for how fast a filesystem grows", ("mount",)),
         MetricInfo("disk.inodes_used_percent", "%", "inodes in use, as df -i shows it", ("mount",)),
         MetricInfo("disk.read_bytes_per_s", "B/s", "bytes read per second from a block device", ("device",)),
         MetricInfo("disk.write_bytes_per_s", "B/s", "bytes written per second to a block device", ("device",)),
@@ -44,12 +45,8 @@ def format_value(value: float | None, unit: str) -> str:
         return "-"
     if unit == "%":
         return f"{value:.1f}%"
-    if unit == "B/s":
-        size = float(value)
-        for prefix in ("B", "kB", "MB", "GB", "TB"):
-            if abs(size) < 1000 or prefix == "TB":
-                return f"{size:.1f} {prefix}/s" if prefix != "B" else f"{size:.0f} B/s"
-            size /= 1000
+    if unit in ("B", "B/s"):
+        return format_bytes(value) + unit[1:]
     if unit == "s":
         from siqd.durations import format_duration
 
@@ -57,3 +54,15 @@ def format_value(value: float | None, unit: str) -> str:
     if float(value).is_integer():
         return f"{int(value)}{unit}"
     return f"{value:.2f}{unit}"
+
+
+def format_bytes(value: float) -> str:
+    """Format a byte count with decimal prefixes, as df -H does: "512 B", "1.5 GB"."""
+    size = float(value)
+    if abs(size) < 1000:
+        return f"{size:.0f} B"
+    for prefix in ("kB", "MB", "GB", "TB", "PB"):
+        size /= 1000
+        if abs(size) < 1000:
+            break
+    return f"{size:.1f} {prefix}"

@@ -208,6 +208,7 @@ class HostCollector:
                 # df's figure: space available to unprivileged users is the
                 # denominator, so reserved blocks count as not available.
                 samples.append(Sample("disk.used_percent", labels, round(used / (used + available) * 100, 2)))
+                samples.append(Sample("disk.used_bytes", dict(labels), float(used)))
             if stats.f_files > 0:
                 inodes_used = stats.f_files - stats.f_ffree
                 samples.append(Sample("disk.inodes_used_percent", dict(labels),

@@ -350,6 +350,16 @@ class Store:
             (host, metric),
         )
 
+    def latest_samples(self, host: str | None = None) -> list[dict]:
+        """Return the newest sample of every series, of one host or of all: host, metric, labels, unit, ts, value."""
+        where = "WHERE r.host = ? " if host is not None else ""
+        return self.rows(
+            "SELECT r.host, r.metric, r.labels, r.unit, s.ts, s.value FROM series r "
+            "JOIN samples s ON s.series_id = r.id AND s.ts = (SELECT MAX(ts) FROM samples WHERE series_id = r.id) "
+            f"{where}ORDER BY r.host, r.metric, r.labels",
+            (host,) if host is not None else (),
+        )
+
     def series_samples(self, host: str, metric: str, since: float) -> dict[str, list[tuple[float, float]]]:
         """Return the raw samples of each series of a metric on a host since `since`, keyed by labels text."""
         found: dict[str, list[tuple[float, float]]] = {}
@@ -415,6 +425,50 @@ class Store:
             found.setdefault(row["labels"], []).append((row["bucket"], row["min_value"], row["avg_value"],
                                                         row["max_value"]))
         return found
+
+    def rolled_until(self, host: str) -> float | None:
+        """Return the end of a host's roll-ups: raw samples from there on are not rolled up yet."""
+        return self.scalar("SELECT rolled_until FROM rollup_progress WHERE host = ?", (host,))
+
+    def bucket_index(self, column: str) -> str:
+        """Return SQL for which `step`-wide bucket past `start` a time column falls in (parameters start, step)."""
+        # Truncation is floor here: the column is never before start.
+        return f"CAST(({column} - ?) / ? AS INTEGER)"
+
+    def host_history(self, host: str, start: float, end: float, step: float, raw_from: float,
+                     metrics: tuple[str, ...] = ()) -> list[dict]:
+        """Return min, avg and max of every series of a host in `step`-wide buckets from `start` to `end`.
+
+        Roll-ups cover [start, raw_from) and raw samples [raw_from, end), so a
+        window reads a few rows per bucket instead of every sample. `metrics`
+        limits it to those metrics. Rows carry metric, labels, idx (the bucket
+        number from `start`), low, mean and high.
+        """
+        chosen = "SELECT id FROM series WHERE host = ?"
+        params: list = [host]
+        if metrics:
+            chosen += f" AND metric IN ({', '.join('?' for _ in metrics)})"
+            params += metrics
+        # Grouping by series id before joining the series names keeps the sort small.
+        return self.rows(
+            "SELECT r.metric, r.labels, g.idx, g.low, g.mean, g.high FROM ("
+            f"SELECT u.series_id, {self.bucket_index('u.bucket')} AS idx, MIN(u.min_value) AS low, "
+            "SUM(u.avg_value * u.samples) / SUM(u.samples) AS mean, MAX(u.max_value) AS high FROM rollups u "
+            f"WHERE u.series_id IN ({chosen}) AND u.bucket >= ? AND u.bucket < ? GROUP BY u.series_id, idx "
+            "UNION ALL "
+            f"SELECT s.series_id, {self.bucket_index('s.ts')} AS idx, MIN(s.value), AVG(s.value), MAX(s.value) "
+            f"FROM samples s WHERE s.series_id IN ({chosen}) AND s.ts >= ? AND s.ts < ? GROUP BY s.series_id, idx"
+            ") g JOIN series r ON r.id = g.series_id",
+            (start, step, *params, start, raw_from, start, step, *params, max(raw_from, start), end),
+        )
+
+    def host_incidents(self, host: str, since: float, limit: int = 100) -> list[Incident]:
+        """Return a host's open incidents and those opened or closed since `since`, newest first."""
+        return [Incident.from_row(row) for row in self.rows(
+            f"SELECT {INCIDENT_COLUMNS} FROM incidents WHERE host = ? "
+            "AND (status = 'open' OR opened_at >= ? OR closed_at >= ?) ORDER BY id DESC LIMIT ?",
+            (host, since, since, limit),
+        )]
 
     def delete_rollups_before(self, host: str, cutoff: float, limit: int) -> int:
         cursor = self.execute(

@@ -128,6 +128,10 @@ class PostgresStore(Store):
     def glob_clause(self, column: str, pattern: str) -> tuple[str, str]:
         return f"{column} ~ ?", glob_to_regex(pattern)
 
+    def bucket_index(self, column: str) -> str:
+        # PostgreSQL's cast rounds to the nearest integer, so floor first.
+        return f"CAST(FLOOR(({column} - ?) / ?) AS BIGINT)"
+
     def size_bytes(self) -> int:
         return int(self.scalar("SELECT pg_database_size(current_database())"))
 

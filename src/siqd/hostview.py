@@ -1,0 +1,154 @@
+"""A host's state now and its history over a window.
+
+This is the data behind `siqctl hosts`, `siqctl host show`, `siqctl top` and
+the dashboard's host pages, so each of them shows the same figures. It reads
+5-minute roll-ups for long windows and raw samples for the newest minutes,
+so a 30-day window costs a few thousand rows, not millions.
+"""
+
+from siqd.metrics import CATALOG
+from siqd.rules import forecast_eta
+from siqd.store.base import Store, labels_of
+
+ROLLUP_SECONDS = 300.0
+GROWTH_WINDOW = 6 * 3600.0
+# Series not written in this many of the host's intervals are gone (an unmounted disk).
+CURRENT_INTERVALS = 2.5
+# Metrics the mount table shows instead of a chart of their own.
+MOUNT_METRICS = ("disk.used_percent", "disk.used_bytes", "disk.inodes_used_percent")
+HIDDEN_METRICS = ("uptime.seconds", "host.silent_seconds")
+
+
+def stale_after(host: dict, configured: float | None, default_interval: float) -> float:
+    """Return how long a host may stay quiet: the config's stale_after, or 3 of its intervals, at least 60 s."""
+    if configured is not None:
+        return configured
+    return max(3 * (host["interval"] or default_interval), 60.0)
+
+
+def host_state(host: dict, now: float, limit: float) -> str:
+    return "silent" if now - host["last_seen"] > limit else "up"
+
+
+def current_samples(store: Store, host: dict) -> dict[tuple[str, str], tuple[float, float]]:
+    """Return (ts, value) of the newest sample of each series the host still reports, keyed by (metric, labels)."""
+    interval = host["interval"] or 10.0
+    newest = host["last_seen"] - CURRENT_INTERVALS * interval
+    return {(row["metric"], row["labels"]): (row["ts"], row["value"])
+            for row in store.latest_samples(host["name"]) if row["ts"] >= newest}
+
+
+def now_values(current: dict[tuple[str, str], tuple[float, float]]) -> dict:
+    """Return the headline readings of a host: cpu, memory, swap, load per core and the fullest disk."""
+    def single(metric: str) -> float | None:
+        found = current.get((metric, ""))
+        return found[1] if found else None
+
+    disks = [(labels_of(labels)["mount"], value) for (metric, labels), (_, value) in current.items()
+             if metric == "disk.used_percent"]
+    worst = max(disks, key=lambda disk: disk[1]) if disks else None
+    return {
+        "cpu_percent": single("cpu.percent"),
+        "memory_used_percent": single("memory.used_percent"),
+        "swap_used_percent": single("swap.used_percent"),
+        "load_per_core_1m": single("load.per_core_1m"),
+        "worst_disk": {"mount": worst[0], "used_percent": worst[1]} if worst else None,
+    }
+
+
+def history(store: Store, host: str, start: float, end: float, columns: int, metrics: tuple[str, ...] = ()) -> dict:
+    """Split [start, end) into `columns` equal buckets and return the buckets of each series of a host.
+
+    The result has start, step and series: {(metric, labels): buckets}. Each bucket is (low, mean, high) or None where nothing was recorded.
+    Buckets at least as wide as a roll-up read roll-ups up to where the
+    daemon has rolled them, then raw samples. Narrower buckets read raw samples only.
+    """
+    step = max((end - start) / columns, 1.0)
+    if step >= ROLLUP_SECONDS:
+        # Columns start on roll-up bucket edges, so no roll-up straddles two columns.
+        step -= step % ROLLUP_SECONDS
+        start = end + (-end) % ROLLUP_SECONDS - step * columns
+        rolled = store.rolled_until(host)
+        raw_from = min(max(rolled, start), end) if rolled is not None else start
+    else:
+        raw_from = start
+    found: dict[tuple[str, str], list] = {}
+    for row in store.host_history(host, start, end, step, raw_from, metrics):
+        index = int(row["idx"])
+        if not 0 <= index < columns:
+            continue
+        buckets = found.setdefault((row["metric"], row["labels"]), [None] * columns)
+        previous = buckets[index]
+        bucket = (row["low"], row["mean"], row["high"])
+        if previous is not None:  # a column where roll-ups end and raw samples begin
+            bucket = (min(previous[0], bucket[0]), (previous[1] + bucket[1]) / 2, max(previous[2], bucket[2]))
+        buckets[index] = bucket
+    return {"start": start, "step": step, "series": found}
+
+
+def mount_table(store: Store, host: str, now: float, current: dict) -> list[dict]:
+    """Return each mount's fill, its growth over the last 6 hours and when it will be full at that pace."""
+    step_count = int(GROWTH_WINDOW // ROLLUP_SECONDS)
+    window = history(store, host, now - GROWTH_WINDOW, now, step_count, ("disk.used_percent", "disk.used_bytes"))
+    mounts = []
+    for (metric, labels), (ts, value) in sorted(current.items()):
+        if metric != "disk.used_percent":
+            continue
+        mount = labels_of(labels)["mount"]
+        used_bytes = current.get(("disk.used_bytes", labels))
+        inodes = current.get(("disk.inodes_used_percent", labels))
+        percent_points = _points(window, "disk.used_percent", labels)
+        bytes_points = _points(window, "disk.used_bytes", labels)
+        growth_points = value - percent_points[0][1] if percent_points else None
+        growth_bytes = used_bytes[1] - bytes_points[0][1] if used_bytes and bytes_points else None
+        eta = forecast_eta(percent_points + [(ts, value)], 100.0, now, GROWTH_WINDOW)
+        mounts.append({
+            "mount": mount,
+            "used_percent": value,
+            "used_bytes": used_bytes[1] if used_bytes else None,
+            "inodes_used_percent": inodes[1] if inodes else None,
+            "growth_percent_points": growth_points,
+            "growth_bytes": growth_bytes,
+            "full_in_seconds": eta if eta is not None and eta != float("inf") else None,
+        })
+    return mounts
+
+
+def _points(window: dict, metric: str, labels: str) -> list[tuple[float, float]]:
+    """Return (bucket middle, mean) of one series in a history window, skipping empty buckets."""
+    buckets = window["series"].get((metric, labels), [])
+    start, step = window["start"], window["step"]
+    return [(start + (index + 0.5) * step, bucket[1]) for index, bucket in enumerate(buckets) if bucket is not None]
+
+
+def host_view(store: Store, name: str, now: float, since: float, columns: int,
+              configured_stale_after: float | None, default_interval: float) -> dict | None:
+    """Return everything `host show` and the host page display, or None for a host that never reported."""
+    host = store.get_host(name)
+    if host is None:
+        return None
+    current = current_samples(store, host)
+    window = history(store, name, now - since, now, columns)
+    charts = []
+    order = {metric: position for position, metric in enumerate(CATALOG)}
+    for (metric, labels), buckets in sorted(window["series"].items(),
+                                            key=lambda item: (order.get(item[0][0], len(order)), item[0])):
+        if metric in MOUNT_METRICS or metric in HIDDEN_METRICS:
+            continue
+        latest = current.get((metric, labels))
+        info = CATALOG.get(metric)
+        charts.append({"metric": metric, "labels": labels_of(labels), "unit": info.unit if info else "",
+                       "now": latest[1] if latest else None, "buckets": buckets})
+    incidents = store.host_incidents(name, now - since)
+    return {
+        "host": host,
+        "state": host_state(host, now, stale_after(host, configured_stale_after, default_interval)),
+        "now": now_values(current),
+        "window": {"start": window["start"], "end": now, "step": window["step"], "columns": columns},
+        "charts": charts,
+        "mounts": mount_table(store, name, now, current),
+        "open_incidents": [incident for incident in incidents if incident.status == "open"],
+        "recent_incidents": [incident for incident in incidents if incident.status != "open"],
+        "events": store.host_events(name, limit=10),
+    }
+
