@@ -5,6 +5,7 @@ import time
 
 from siqd.durations import format_duration
 from siqd.metrics import format_value
+from siqd.notify.messages import summary_text
 from siqd.store.base import Event, Incident, Notification
 from siqd.timefmt import iso_utc, local_time
 
@@ -82,6 +83,7 @@ def incident_data(incident: Incident, dashboard_url: str | None) -> dict:
         "closed_at": iso_utc(incident.closed_at),
         "closed_by": incident.closed_by,
         "resolution": incident.resolution,
+        "reason": incident.reason,
         "previous_id": incident.previous_id,
         "silenced_by": incident.silenced_by,
         "flapping": incident.flapping_since is not None,
@@ -122,21 +124,6 @@ def review_data(review: dict | None) -> dict | None:
 
 def to_json(data) -> str:
     return json.dumps(data, indent=2, ensure_ascii=False)
-
-
-def summary_text(incident: Incident) -> str:
-    """Describe an incident in a table cell: the series and value for a rule, else the title."""
-    if incident.source != "rule" or incident.metric is None:
-        return incident.title
-    if incident.comparison == "forecast":
-        series = series_text(incident)
-        prefix = f"{series} " if series != "-" else ""
-        return f"{prefix}{format_value(incident.threshold, incident.unit)} in about {format_duration(incident.value or 0)}"
-    value = format_value(incident.value, incident.unit)
-    threshold = format_value(incident.threshold, incident.unit)
-    series = series_text(incident)
-    prefix = f"{series} " if series != "-" else ""
-    return f"{prefix}{value} ({incident.comparison} {threshold})"
 
 
 def incidents_table(incidents: list[Incident], now: float | None = None) -> str:
@@ -192,6 +179,9 @@ def incident_detail(incident: Incident, events: list[Event], notifications: list
         field("Forecast", condition_text(incident).split(" ", 1)[1])
         if current is not None:
             field("Now", f"{format_value(current[1], incident.unit)} ({ago(current[0], now)})")
+    elif incident.reason:
+        field("Reason", incident.reason)
+        field("Held", format_duration(incident.for_seconds) if incident.for_seconds else None)
     elif incident.metric:
         value = format_value(incident.value, incident.unit)
         threshold = format_value(incident.threshold, incident.unit)

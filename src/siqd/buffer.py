@@ -32,7 +32,8 @@ class BufferedRound:
 
 def transition_record(rule_name: str, sample: Sample, transition: Transition) -> dict:
     return {"rule": rule_name, "kind": transition.kind, "started_at": transition.started_at,
-            "value": transition.value, "metric": sample.metric, "labels": sample.labels, "unit": sample.unit}
+            "value": transition.value, "metric": sample.metric, "labels": sample.labels, "unit": sample.unit,
+            "text": sample.text}
 
 
 class OutageBuffer:

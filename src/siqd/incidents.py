@@ -55,8 +55,11 @@ class Incidents:
     # -- from rules ---------------------------------------------------------------------
 
     def fire(self, rule: Rule, host: str, labels: dict[str, str], unit: str, value: float,
-             started_at: float, now: float) -> Outcome:
+             started_at: float, now: float, reason: str = "") -> Outcome:
         """Open an incident for a breach that held for the rule's `for`.
+
+        `reason` is a check's own account of the failure ("HTTP 503 in 120 ms");
+        it becomes the title and the timeline text in place of value and threshold.
 
         If the series already has an open incident (the condition cleared and
         came back before anyone resolved it), the breach goes on that
@@ -71,10 +74,11 @@ class Incidents:
                 # daemon lost its rule state. Nothing new happened.
                 return Outcome(existing, created=False, changed=False)
             if existing is not None:
-                text = (f"condition returned: {format_value(value, unit)} {rule.comparison} "
-                        f"{format_value(rule.threshold, unit)}")
+                text = f"condition returned: {reason}" if reason else \
+                    (f"condition returned: {format_value(value, unit)} {rule.comparison} "
+                     f"{format_value(rule.threshold, unit)}")
                 event_id = self.store.add_event(existing.id, now, "breach", DAEMON_ACTOR, text, value)
-                self.store.update_incident(existing.id, cleared_at=None, updated_at=now)
+                self.store.update_incident(existing.id, cleared_at=None, updated_at=now, reason=reason or None)
                 incident = self.store.get_incident(existing.id)
                 queued = self._change_notice(incident, rule, "breach", event_id, text, now)
                 return Outcome(incident, created=False, queued=queued)
@@ -91,14 +95,15 @@ class Incidents:
                 title = messages.describe_forecast(host, rule.name, labels, value, rule.predict, unit)
             else:
                 comparison, threshold = rule.comparison, rule.threshold
-                title = messages.describe_incident(host, rule.name, labels, rule.metric, value, rule.comparison,
-                                                   rule.threshold, unit)
+                title = f"{host} {rule.name}: {reason}" if reason else \
+                    messages.describe_incident(host, rule.name, labels, rule.metric, value, rule.comparison,
+                                               rule.threshold, unit)
             incident_id = self.store.create_incident(
                 host=host, rule=rule.name, series=key, metric=rule.metric, labels=labels, title=title,
                 severity=rule.severity, status=OPEN, source="rule", value=value, threshold=threshold,
                 comparison=comparison, unit=unit, for_seconds=rule.window if rule.predict is not None
                 else rule.for_seconds, started_at=started_at, opened_at=now,
-                previous_id=previous.id if previous else None,
+                previous_id=previous.id if previous else None, reason=reason or None,
             )
             incident = self.store.get_incident(incident_id)
             text = f"opened: {messages.condition_text(incident)}, breaching since {local_time(started_at)}"
@@ -109,7 +114,7 @@ class Incidents:
             return Outcome(incident, created=True, queued=queued)
 
     def clear(self, rule: Rule, host: str, labels: dict[str, str], unit: str, value: float,
-              now: float, text: str | None = None) -> Outcome | None:
+              now: float, text: str | None = None, reason: str = "") -> Outcome | None:
         """Record that a firing series crossed back past its clear threshold.
 
         The incident stays open for a person to resolve unless the rule sets
@@ -126,6 +131,8 @@ class Incidents:
                     return None
             if text is not None:
                 pass  # the caller's own words (host-silent: when the host reported again)
+            elif reason:
+                text = f"condition cleared: {reason}"
             elif rule.predict is not None:
                 text = (f"forecast cleared: {rule.metric} no longer reaches {format_value(rule.predict, incident.unit)}"
                         f" within {format_duration(rule.threshold)}")

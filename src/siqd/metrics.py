@@ -28,6 +28,19 @@ CATALOG = {
         MetricInfo("net.out_bytes_per_s", "B/s", "bytes sent per second on a network interface", ("nic",)),
         MetricInfo("procs.count", "", "number of processes"),
         MetricInfo("uptime.seconds", "s", "seconds since the host booted"),
+        MetricInfo("check.status", "", "a check's outcome: 0 ok, 1 warning, 2 critical; unknown outcomes "
+                                       "write no sample", ("check",)),
+        MetricInfo("check.duration_seconds", "s", "how long a check's last run took", ("check",)),
+        MetricInfo("check.tls_days_left", "", "days until an HTTPS check's certificate expires", ("check",)),
+        MetricInfo("check.process_count", "", "processes matching a process check", ("check",)),
+        MetricInfo("check.perf", "", "a plugin check's performance data, one series per label",
+                   ("check", "label")),
+        MetricInfo("heartbeat.status", "", "a cron heartbeat: 0 ran on time, 2 late, failed or stuck",
+                   ("heartbeat",)),
+        MetricInfo("dir.bytes", "B", "size of a watched directory or of one of its largest subdirectories",
+                   ("path",)),
+        MetricInfo("dir.scan_complete", "", "1 when the last scan of a watched directory finished, 0 when it "
+                                            "stopped at watch_budget or watch_max_files", ("path",)),
         MetricInfo("host.silent_seconds", "s", "seconds since a host last reported; other hosts' siqd "
                                                "evaluate it for the built-in host-silent rule"),
     )

@@ -30,6 +30,8 @@ class Sample(Record):
     labels: dict[str, str]
     value: float
     unit: str = ""
+    # Why a check reads as it does ("HTTP 503 in 120 ms"); empty for host metrics.
+    text: str = ""
 
     def __post_init__(self):
         if not self.unit:

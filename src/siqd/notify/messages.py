@@ -33,8 +33,25 @@ def series_text(incident: Incident) -> str:
     return ", ".join(f"{key}={value}" for key, value in sorted(incident.labels.items()))
 
 
+def summary_text(incident: Incident) -> str:
+    """Describe an incident in one line for lists: a check's reason, a rule's series and value, else the title."""
+    if incident.source != "rule" or incident.metric is None:
+        return incident.title
+    if incident.reason:
+        return incident.reason
+    where = ",".join(f"{key}={value}" for key, value in sorted(incident.labels.items()))
+    prefix = f"{where} " if where else ""
+    threshold = format_value(incident.threshold, incident.unit)
+    if incident.comparison == "forecast":
+        return f"{prefix}{threshold} in about {format_duration(incident.value or 0)}"
+    return f"{prefix}{format_value(incident.value, incident.unit)} ({incident.comparison} {threshold})"
+
+
 def condition_text(incident: Incident) -> str:
     """Describe the breach: "disk.used_percent 90.4% (threshold: above 90.0% for 5m)"."""
+    if incident.reason:
+        held = f" for {format_duration(incident.for_seconds)}" if incident.for_seconds else ""
+        return f"{incident.reason}{held}"
     if incident.metric is None or incident.threshold is None:
         return ""
     if incident.comparison == "forecast":

@@ -30,6 +30,10 @@ class StoreUnavailable(StoreError):
     """The store cannot be reached (server down, connection lost); retrying later may succeed."""
 
 
+class StoreFull(StoreUnavailable):
+    """The store's filesystem is full; writes may succeed once space is freed."""
+
+
 class StoreConflict(StoreError):
     """A write broke a uniqueness rule, such as a second open incident for one series."""
 
@@ -78,6 +82,7 @@ class Incident(Record):
     updated_at: float
     silenced_by: int | None = None
     flapping_since: float | None = None
+    reason: str | None = None  # a check's own words for its state: "HTTP 503 in 120 ms"
 
     @classmethod
     def from_row(cls, row: dict) -> "Incident":
@@ -669,6 +674,35 @@ class Store:
                          "AND silenced_by IS NOT NULL AND (host = ? OR rule = ?)", (host, also_rule or ""))
         return [Incident.from_row(row) for row in rows]
 
+    # -- check results ----------------------------------------------------------------------
+
+    def save_check_result(self, host: str, name: str, kind: str, ts: float, status: int, reason: str,
+                          duration: float | None) -> None:
+        """Store a check's latest result (status 0 ok, 1 warning, 2 critical, 3 unknown), replacing the last."""
+        self.execute(
+            "INSERT INTO check_results (host, name, kind, ts, status, reason, duration) VALUES (?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (host, name) DO UPDATE SET kind = excluded.kind, ts = excluded.ts, "
+            "status = excluded.status, reason = excluded.reason, duration = excluded.duration",
+            (host, name, kind, ts, status, reason, duration),
+        )
+
+    def check_results(self, host: str | None = None) -> list[dict]:
+        """Return the latest result of each check, of one host or of all: host, name, kind, ts, status, reason,
+        duration."""
+        where = "WHERE host = ? " if host is not None else ""
+        return self.rows(
+            f"SELECT host, name, kind, ts, status, reason, duration FROM check_results {where}ORDER BY host, name",
+            (host,) if host is not None else (),
+        )
+
+    def forget_check_results(self, host: str, keep: list[str]) -> None:
+        """Delete the results of a host's checks that are no longer configured (all but `keep`)."""
+        if keep:
+            marks = ", ".join("?" for _ in keep)
+            self.execute(f"DELETE FROM check_results WHERE host = ? AND name NOT IN ({marks})", (host, *keep))
+        else:
+            self.execute("DELETE FROM check_results WHERE host = ?", (host,))
+
     # -- reviews --------------------------------------------------------------------------------
 
     def get_review(self, incident_id: int) -> dict | None:
@@ -703,6 +737,70 @@ class Store:
             (start, end),
         )
         return [Incident.from_row(row) for row in rows]
+
+    # -- cron heartbeats ------------------------------------------------------------------------
+
+    HEARTBEAT_PING_COLUMNS = "id, host, name, ts, kind, run_id, exit_code, duration, output, message"
+
+    def add_heartbeat_ping(self, host: str, name: str, ts: float, kind: str, run_id: str | None = None,
+                           exit_code: int | None = None, duration: float | None = None, output: str = "",
+                           message: str = "") -> int:
+        """Record a ping of a cron job: kind "start", "success" or "failure".
+
+        `exit_code` is negative when the command was killed by that signal.
+        """
+        return self.insert(
+            "INSERT INTO heartbeat_pings (host, name, ts, kind, run_id, exit_code, duration, output, message) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (host, name, ts, kind, run_id, exit_code, duration, output, message),
+        )
+
+    def latest_heartbeat_pings(self, host: str, name: str, limit: int) -> list[dict]:
+        """Return the newest `limit` pings of a heartbeat on a host, newest first."""
+        return self.rows(
+            f"SELECT {self.HEARTBEAT_PING_COLUMNS} FROM heartbeat_pings WHERE name = ? AND host = ? "
+            "ORDER BY ts DESC, id DESC LIMIT ?",
+            (name, host, limit),
+        )
+
+    def heartbeat_pings_between(self, start: float, end: float, kind: str | None = None) -> list[dict]:
+        """Return the pings of every heartbeat in [start, end), of one kind if given, oldest first."""
+        return self.rows(
+            f"SELECT {self.HEARTBEAT_PING_COLUMNS} FROM heartbeat_pings WHERE ts >= ? AND ts < ? "
+            "AND (CAST(? AS TEXT) IS NULL OR kind = ?) ORDER BY ts, id",
+            (start, end, kind, kind),
+        )
+
+    def delete_heartbeat_pings_before(self, cutoff: float, failure_cutoff: float, limit: int) -> int:
+        """Delete at most `limit` pings older than `cutoff` (failures: older than `failure_cutoff`).
+
+        The newest ping of each kind of each heartbeat stays however old it
+        is, because a weekly job's last run decides its state. Failures may
+        be kept longer for the report; never shorter than other pings.
+        Returns how many went.
+        """
+        cursor = self.execute(
+            "DELETE FROM heartbeat_pings WHERE id IN (SELECT p.id FROM heartbeat_pings p "
+            "WHERE p.ts < CASE WHEN p.kind = 'failure' THEN ? ELSE ? END "
+            "AND EXISTS (SELECT 1 FROM heartbeat_pings n WHERE n.name = p.name AND n.host = p.host "
+            "AND n.kind = p.kind AND (n.ts > p.ts OR (n.ts = p.ts AND n.id > p.id))) LIMIT ?)",
+            (min(cutoff, failure_cutoff), cutoff, limit),
+        )
+        return cursor.rowcount
+
+    def heartbeat_watched_since(self, host: str, text: str) -> float | None:
+        """Return when siqd began watching a heartbeat: its first "heartbeat" host event with this text."""
+        return self.scalar("SELECT MIN(ts) FROM host_events WHERE host = ? AND kind = 'heartbeat' AND text = ?",
+                           (host, text))
+
+    def heartbeat_incident_events(self, start: float, end: float) -> list[dict]:
+        """Return the openings and returns in [start, end) of incidents of heartbeat rules, oldest first."""
+        return self.rows(
+            "SELECT e.ts, e.kind, e.text, i.id AS incident_id, i.host, i.rule, i.reason FROM events e "
+            "JOIN incidents i ON i.id = e.incident_id WHERE i.metric = 'heartbeat.status' "
+            "AND e.kind IN ('opened', 'breach') AND e.ts >= ? AND e.ts < ? ORDER BY e.ts, e.id",
+            (start, end),
+        )
 
     # -- outbox ---------------------------------------------------------------------------
 
@@ -790,6 +888,13 @@ class Store:
             "sent_at = ?, last_error = ?, next_attempt_at = COALESCE(?, next_attempt_at) WHERE id = ?",
             (status, now if ok else None, error, next_attempt_at, notification_id),
         )
+
+    def undelivered_notifications(self) -> tuple[int, Notification | None]:
+        """Return how many notifications wait in the outbox and the oldest of them."""
+        count = self.scalar("SELECT COUNT(*) FROM notifications WHERE status = 'pending'")
+        row = self.row(f"SELECT {NOTIFICATION_COLUMNS} FROM notifications WHERE status = 'pending' "
+                       "ORDER BY created_at, id LIMIT 1")
+        return int(count or 0), Notification(**row) if row else None
 
     def failing_notifications(self) -> list[Notification]:
         """Return notifications that failed at least once and are not sent: retrying or given up."""

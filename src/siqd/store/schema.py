@@ -7,7 +7,7 @@ database, and times are DOUBLE PRECISION epoch seconds (PostgreSQL's REAL
 has only 24 bits of mantissa, too few for a timestamp).
 """
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 MIGRATIONS: list[list[str]] = [
     # 1: hosts, series and samples, rule state, incidents with their timeline, the outbox.
@@ -184,6 +184,33 @@ MIGRATIONS: list[list[str]] = [
             host TEXT PRIMARY KEY,
             rolled_until DOUBLE PRECISION NOT NULL
         )""",
+    ],
+    # 8: checks' reasons, each check's latest result, and cron heartbeat pings.
+    [
+        "ALTER TABLE incidents ADD COLUMN reason TEXT",
+        """CREATE TABLE check_results (
+            host TEXT NOT NULL,
+            name TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            ts DOUBLE PRECISION NOT NULL,
+            status INTEGER NOT NULL,
+            reason TEXT NOT NULL,
+            duration DOUBLE PRECISION,
+            PRIMARY KEY (host, name)
+        )""",
+        """CREATE TABLE heartbeat_pings (
+            id {autoid},
+            host TEXT NOT NULL,
+            name TEXT NOT NULL,
+            ts DOUBLE PRECISION NOT NULL,
+            kind TEXT NOT NULL,
+            run_id TEXT,
+            exit_code INTEGER,
+            duration DOUBLE PRECISION,
+            output TEXT NOT NULL DEFAULT '',
+            message TEXT NOT NULL DEFAULT ''
+        )""",
+        "CREATE INDEX heartbeat_pings_name ON heartbeat_pings (name, ts)",
     ],
 ]
 
