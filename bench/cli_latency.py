@@ -5,29 +5,16 @@ Budget: `siqctl incidents list` under 100 ms with 10,000 incidents.
 """
 
 import os
-import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
+from common import time_command  # noqa: E402
 from seed import seed_incidents  # noqa: E402
 
 RUNS = 15
 BUDGET_MS = 100.0
-
-
-def time_command(command: list[str], env: dict) -> tuple[float, float]:
-    """Return (median, max) wall-clock milliseconds over RUNS runs, after one warm-up run."""
-    subprocess.run(command, env=env, capture_output=True, check=True)
-    times = []
-    for _ in range(RUNS):
-        started = time.perf_counter()
-        subprocess.run(command, env=env, capture_output=True, check=True)
-        times.append((time.perf_counter() - started) * 1000)
-    return statistics.median(times), max(times)
 
 
 def main() -> None:
@@ -49,7 +36,7 @@ def main() -> None:
         ]
         print(f"{'command (10,000 incidents)':<58} {'median ms':>10} {'max ms':>8}")
         for name, command in cases:
-            median, worst = time_command(command, env)
+            median, worst = time_command(command, env, RUNS)
             print(f"{name:<58} {median:>10.1f} {worst:>8.1f}")
             if name == "siqctl incidents list":
                 verdict = "met" if median < BUDGET_MS else "missed"

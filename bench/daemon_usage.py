@@ -5,29 +5,17 @@ Budget: at or below prometheus-node-exporter, about 0.06% of one core and
 20 MB RSS, measured the same way (120 s at a 10 s interval).
 """
 
-import os
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).parent))
+from common import process_cpu_seconds, rss_mb  # noqa: E402
+
 CPU_BUDGET_PERCENT = 0.06
 RSS_BUDGET_MB = 20.5
-
-
-def process_cpu_seconds(pid: int) -> float:
-    """Return user + system CPU seconds of a process and its reaped children."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    ticks = sum(int(value) for value in fields[11:15])  # utime, stime, cutime, cstime
-    return ticks / os.sysconf("SC_CLK_TCK")
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def main() -> None:

@@ -16,14 +16,15 @@ Budget: `siqctl host show` over 30 days of history under 100 ms.
 import math
 import os
 import random
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 from siqd.store import open_store
+
+sys.path.insert(0, str(Path(__file__).parent))
+from common import postgres_schema, time_command  # noqa: E402
 
 INTERVAL = 10.0
 RAW_HOURS = 48
@@ -96,18 +97,8 @@ def _bulk(store, table: str, columns: tuple[str, ...], rows: list[tuple]) -> Non
         cursor.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
 
 
-def time_command(command: list[str], env: dict) -> float:
-    """Return the median wall-clock milliseconds over RUNS runs, after one warm-up run."""
-    subprocess.run(command, env=env, capture_output=True, check=True)
-    times = []
-    for _ in range(RUNS):
-        started = time.perf_counter()
-        subprocess.run(command, env=env, capture_output=True, check=True)
-        times.append((time.perf_counter() - started) * 1000)
-    return statistics.median(times)
-
-
-def run(kind: str, location: str, folder: Path, hosts: int, days: float) -> None:
+def run(kind: str, location: str, folder: Path, hosts: int, days: float) -> dict:
+    """Seed the store at `location`, print its size and the timings, and return them."""
     store = open_store(location)
     rng = random.Random(1)
     now = time.time()
@@ -141,12 +132,15 @@ def run(kind: str, location: str, folder: Path, hosts: int, days: float) -> None
         (f"siqctl metrics {host} cpu.percent --since {days:g}d",
          [siqctl, "metrics", host, "cpu.percent", "--since", f"{days:g}d"]),
     ]
+    figures = {"rows": rows, "size_bytes": size, "series": len(SERIES), "timings_ms": {}}
     for name, command in cases:
-        median = time_command(command, env)
+        median, _ = time_command(command, env, RUNS)
+        figures["timings_ms"][name.replace(host, "HOST")] = median
         verdict = ""
         if name.startswith("siqctl host show"):
             verdict = f"   budget {BUDGET_MS:.0f} ms: {'met' if median < BUDGET_MS else 'missed'}"
         print(f"  {name:<52}{median:>8.1f} ms median of {RUNS}{verdict}")
+    return figures
 
 
 def main() -> None:
@@ -166,18 +160,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         run("SQLite", f"sqlite:///{Path(folder) / 'siq.db'}", Path(folder), hosts, days)
         if postgres:
-            import psycopg
-
-            schema = f"siq_bench_{int(time.time())}"
-            with psycopg.connect(postgres, autocommit=True) as admin:
-                admin.execute(f"CREATE SCHEMA {schema}")
-                try:
-                    separator = "&" if "?" in postgres else "?"
-                    run("PostgreSQL", f"{postgres}{separator}options=-csearch_path%3D{schema}", Path(folder),
-                        hosts, days)
-                finally:
-                    admin.execute(f"DROP SCHEMA {schema} CASCADE")
-
+            with postgres_schema(postgres) as location:
+                run("PostgreSQL", location, Path(folder), hosts, days)
 
 if __name__ == "__main__":
     main()

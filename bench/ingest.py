@@ -17,6 +17,9 @@ from pathlib import Path
 from siqd.collect.host import Sample
 from siqd.store import open_store
 
+sys.path.insert(0, str(Path(__file__).parent))
+from common import postgres_schema  # noqa: E402
+
 HOSTS = 50
 INTERVAL = 10.0
 BUDGET_SPEEDUP = 50.0
@@ -83,17 +86,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         report("SQLite", minutes, *ingest(f"sqlite:///{Path(folder) / 'siq.db'}", minutes))
     if postgres:
-        import psycopg
-
-        schema = f"siq_bench_{int(time.time())}"
-        with psycopg.connect(postgres, autocommit=True) as admin:
-            admin.execute(f"CREATE SCHEMA {schema}")
-            try:
-                separator = "&" if "?" in postgres else "?"
-                report("PostgreSQL", minutes, *ingest(f"{postgres}{separator}options=-csearch_path%3D{schema}", minutes))
-            finally:
-                admin.execute(f"DROP SCHEMA {schema} CASCADE")
-
+        with postgres_schema(postgres) as location:
+            report("PostgreSQL", minutes, *ingest(location, minutes))
 
 if __name__ == "__main__":
     main()

@@ -1,6 +1,5 @@
 """A real filesystem fills up: siqd opens one incident and a receiver on 127.0.0.1 hears about it."""
 
-import os
 import signal
 import subprocess
 import time

@@ -59,6 +59,10 @@ def test_unwritable_folder_is_clean_error(tmp_path):
         open_store(f"sqlite:///{blocker / 'sub' / 's.db'}")
 
 
+WRITERS = 20
+WRITES_EACH = 2
+
+
 def test_writers_beside_daemon_never_locked(siq):
     siq.write_config('interval = "1s"\n')
     daemon = subprocess.Popen([str(BIN / "siqd"), "run"], env=siq.env(), stderr=subprocess.PIPE, text=True)
@@ -66,27 +70,27 @@ def test_writers_beside_daemon_never_locked(siq):
         time.sleep(1.5)
         script = (
             "import subprocess, sys\n"
-            "bin, n = sys.argv[1], sys.argv[2]\n"
-            "for i in range(5):\n"
+            "bin, n, count = sys.argv[1], sys.argv[2], int(sys.argv[3])\n"
+            "for i in range(count):\n"
             "    r = subprocess.run([bin, 'open', '--host', f'w{n}', '--title', f'job {i}'], capture_output=True, text=True)\n"
             "    if r.returncode: print(r.stderr, end=''); sys.exit(1)\n"
             "    r = subprocess.run([bin, 'comment', r.stdout.split('#')[1].split(':')[0], f'note {i}'], capture_output=True, text=True)\n"
             "    if r.returncode: print(r.stderr, end=''); sys.exit(1)\n"
         )
         writers = [
-            subprocess.Popen([sys.executable, "-c", script, str(BIN / "siqctl"), str(n)], env=siq.env(),
-                             stdout=subprocess.PIPE, text=True)
-            for n in range(8)
+            subprocess.Popen([sys.executable, "-c", script, str(BIN / "siqctl"), str(n), str(WRITES_EACH)],
+                             env=siq.env(), stdout=subprocess.PIPE, text=True)
+            for n in range(WRITERS)
         ]
-        outputs = [(writer.wait(120), writer.stdout.read()) for writer in writers]
+        outputs = [(writer.wait(300), writer.stdout.read()) for writer in writers]
     finally:
         daemon.terminate()
         daemon.wait(15)
-    assert [code for code, _ in outputs] == [0] * 8, [out for _, out in outputs]
+    assert [code for code, _ in outputs] == [0] * WRITERS, [out for _, out in outputs]
     assert "locked" not in daemon.stderr.read()
     store = siq.store()
-    assert store.scalar("SELECT COUNT(*) FROM incidents WHERE rule = 'manual'") == 40
-    assert store.scalar("SELECT COUNT(*) FROM events WHERE kind = 'comment'") == 40
+    assert store.scalar("SELECT COUNT(*) FROM incidents WHERE rule = 'manual'") == WRITERS * WRITES_EACH
+    assert store.scalar("SELECT COUNT(*) FROM events WHERE kind = 'comment'") == WRITERS * WRITES_EACH
     assert store.scalar("SELECT COUNT(DISTINCT ts) FROM samples") >= 2
     store.close()
 

@@ -79,7 +79,7 @@ def check(
         return
     import tomli_w
 
-    typer.echo(f"# {config.source}: valid. Effective settings (notification URLs masked):")
+    typer.echo(f"# {config.source}: valid. Effective settings (secrets masked):")
     typer.echo(tomli_w.dumps(settings).rstrip())
 
 

@@ -116,7 +116,15 @@ def host_data(view: dict, dashboard_url: str | None) -> dict:
                              for incident in view["recent_incidents"]],
         "events": [{"at": render.iso_utc(event["ts"]), "kind": event["kind"], "text": event["text"]}
                    for event in view["events"]],
+        **_breakdown_data(view),
     }
+
+
+def _breakdown_data(view: dict) -> dict:
+    """Return {"breakdown": …} for a host with watched paths, else nothing, so the key appears only then."""
+    from siqctl.disk_cmd import breakdown_data
+
+    return {"breakdown": breakdown_data(view["breakdown"])} if view.get("breakdown") else {}
 
 
 def host_text(view: dict, since: str, now: float, dashboard_url: str | None) -> str:
@@ -172,6 +180,13 @@ def host_text(view: dict, since: str, now: float, dashboard_url: str | None) -> 
         lines += ["  " + line for line in table.splitlines()]
     else:
         lines.append("  no mounts reported")
+
+    if view.get("breakdown"):
+        from siqctl.disk_cmd import HOST_SHOW_ROWS, breakdown_lines
+        from siqd.hostview import GROWTH_WINDOW
+
+        lines += ["", "Disk usage of watched paths (growth over 6h):"]
+        lines += breakdown_lines(view["breakdown"], now, GROWTH_WINDOW, limit=HOST_SHOW_ROWS, host=host["name"])
 
     lines += ["", "Open incidents:"]
     lines += [_incident_line(incident, now) for incident in view["open_incidents"]] or ["  none"]

@@ -2,8 +2,12 @@
 
 import typer
 
+from siqctl import disk_cmd
+from siqctl import checks_cmd
+from siqctl import heartbeat_cmd
 from siqctl import (
     config_cmds, context, hosts, incidents, metrics_cmd, notify_cmd, report, review, rules_cmd, silences_cmd,
+    status_cmd, top,
 )
 
 app = typer.Typer(
@@ -41,10 +45,15 @@ incidents.register(app)
 review.register(app)
 report.register(app)
 hosts.register(app)
+disk_cmd.register(app)
 rules_cmd.register(app)
+checks_cmd.register(app)
+heartbeat_cmd.register(app)
 silences_cmd.register(app)
 notify_cmd.register(app)
 metrics_cmd.register(app)
+top.register(app)
+status_cmd.register(app)
 config_cmds.register(app)
 
 

@@ -46,7 +46,34 @@ def summary_lines(report: dict) -> list[str]:
     if report["unreviewed"]:
         count = len(report["unreviewed"])
         lines.append(f"{count} resolved incident{' has' if count == 1 else 's have'} no review.")
+    if report["heartbeat_failures"]:
+        lines.append(_heartbeat_summary(report["heartbeat_failures"]))
     return lines
+
+
+# -- cron heartbeats ------------------------------------------------------------------------
+
+# Every format lists at most this many heartbeat problems, the newest; JSON has them all.
+HEARTBEAT_ROWS = 30
+
+
+def _heartbeat_summary(failures: list[dict]) -> str:
+    counts = {kind: sum(1 for entry in failures if entry["kind"] == kind) for kind in ("failed", "late", "stuck")}
+    runs = f"{counts['failed']} failed run{'' if counts['failed'] == 1 else 's'}"
+    return f"Cron heartbeats: {runs}, {counts['late']} late, {counts['stuck']} stuck."
+
+
+def _heartbeat_rows(report: dict) -> tuple[list[tuple[str, ...]], str]:
+    """Return (when, host, heartbeat, problem, exit, reason) rows of the newest problems, and a line counting the
+    older ones ("" when all are shown)."""
+    from siqd.heartbeats import exit_text
+
+    failures = report["heartbeat_failures"]
+    newest = failures[-HEARTBEAT_ROWS:]
+    rows = [(entry["at_local"], entry["host"], entry["name"], entry["kind"], exit_text(entry["exit_code"]) or "-",
+             entry["reason"] or "-") for entry in newest]
+    older = len(failures) - len(newest)
+    return rows, (f"{older} older problems are in the JSON report (--format json)" if older else "")
 
 
 def _top(rows: list[tuple[str, int]], noun: str) -> tuple[list[tuple[str, int]], str]:
@@ -120,7 +147,15 @@ def render_text(report: dict) -> str:
     for item in report["unreviewed"]:
         lines.append(f"  #{item['id']} {item['title']} (siqctl review {item['id']})")
 
-    lines.extend(["", "Heartbeat failures: none recorded (siq does not track cron heartbeats yet)."])
+    lines.extend(["", "Cron heartbeat problems (failed runs, late and stuck jobs):"])
+    rows, rest = _heartbeat_rows(report)
+    if not rows:
+        lines.append("  none")
+    for when, host, name, problem, exit_code, reason in rows:
+        details = ", ".join(part for part in (exit_code, reason) if part and part != "-")
+        lines.append(f"  {when}  {host} {name}: {problem}" + (f", {details}" if details else ""))
+    if rest:
+        lines.append(f"  ({rest})")
     return "\n".join(lines)
 
 
@@ -160,7 +195,10 @@ def render_markdown(report: dict) -> str:
           [(r["rule"], f"{r['ignored']} of {r['incidents']}", r["suggestion"]) for r in report["noisy_rules"]])
     table("Resolved without a review", ("incident", "title"),
           [(f"#{i['id']}", i["title"]) for i in report["unreviewed"]])
-    lines.extend(["", "## Heartbeat failures", "", "None recorded: siq does not track cron heartbeats yet."])
+    rows, rest = _heartbeat_rows(report)
+    table("Cron heartbeat problems", ("when", "host", "heartbeat", "problem", "exit", "reason"), rows)
+    if rest:
+        lines.extend(["", f"{rest[0].upper()}{rest[1:]}."])
     return "\n".join(lines) + "\n"
 
 
@@ -294,6 +332,17 @@ def render_html(report: dict) -> str:
         out.append("</table>")
     else:
         out.append("<p>None.</p>")
-    out.append("</section><section><h2>Heartbeat failures</h2>"
-               "<p>None recorded: siq does not track cron heartbeats yet.</p></section></body></html>")
+    out.append("</section><section><h2>Cron heartbeat problems</h2>")
+    rows, rest = _heartbeat_rows(report)
+    if rows:
+        out.append("<table><tr><th>when</th><th>host</th><th>heartbeat</th><th>problem</th><th>exit</th>"
+                   "<th>reason</th></tr>")
+        for row in rows:
+            out.append("<tr>" + "".join(f"<td>{escape(cell)}</td>" for cell in row) + "</tr>")
+        out.append("</table>")
+        if rest:
+            out.append(f'<p class="period">{escape(rest)}</p>')
+    else:
+        out.append("<p>None.</p>")
+    out.append("</section></body></html>")
     return "\n".join(out) + "\n"

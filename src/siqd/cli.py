@@ -2,6 +2,7 @@
 
 import argparse
 import os
+import signal
 import sys
 
 from siqd import __version__
@@ -38,6 +39,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> None:
+    # Until the daemon installs its own handler, SIGTERM ends siqd quietly with
+    # exit code 0, as it does later: a service manager may stop it at any moment.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     args = _parser().parse_args(argv)
     args.config = getattr(args, "config", None) or args.global_config
     args.store = getattr(args, "store", None) or args.global_store

@@ -71,6 +71,12 @@ class DiskSettings(Record):
     skip_fstypes: list[str] = Factory(lambda: list(DEFAULT_SKIP_FSTYPES))
     skip_tmpfs_under: list[str] = Factory(lambda: list(DEFAULT_SKIP_TMPFS_UNDER))
     skip_mounts: list[str] = Factory(list)
+    # Directories sized in a background thread (siqd.diskwatch); each is an absolute, normalized path.
+    watch: list[str] = Factory(list)
+    watch_every: float = 300.0
+    watch_budget: float = 5.0  # seconds one scan of one path may take before it stops as partial
+    watch_max_files: int = 200000  # files and directories one scan of one path may count
+    watch_top: int = 10  # largest immediate subdirectories kept per path
 
 
 class NotifySettings(Record):
@@ -103,7 +109,11 @@ class Config(Record):
     disks: DiskSettings = Factory(DiskSettings)
     notify: NotifySettings = Factory(NotifySettings)
     rules: list[Rule] = Factory(list)
+    checks: list = Factory(list)  # siqd.checks.Check: HTTP, TCP, process, systemd and plugin checks
+    heartbeats: list = Factory(list)  # Heartbeat: cron jobs that must ping on schedule
     warnings: list[str] = Factory(list)
+    web_listen: str | None = None  # "HOST:PORT" of the dashboard and /metrics; None: not served
+    web_token: str | None = None  # bearer token every dashboard request must carry; a secret
 
     @property
     def source(self) -> str:
@@ -370,9 +380,54 @@ def _read_disks(table: _Table) -> DiskSettings:
         skip_fstypes=table.string_list("skip_fstypes", list(DEFAULT_SKIP_FSTYPES)),
         skip_tmpfs_under=table.string_list("skip_tmpfs_under", list(DEFAULT_SKIP_TMPFS_UNDER)),
         skip_mounts=table.glob_list("skip_mounts", []),
+        **_read_watch(table),
     )
     table.reject_unknown()
     return settings
+
+
+WATCH_EVERY_MINIMUM = 30.0
+WATCH_BUDGET_MINIMUM = 0.1
+
+
+def _read_watch(table: _Table) -> dict:
+    """Read the [disks] keys of directory watching: watch, watch_every, watch_budget, watch_max_files, watch_top."""
+    paths = []
+    for item in table.get("watch", list, "a list of absolute directory paths", []):
+        if not isinstance(item, str):
+            raise table.error("watch", f"expected a list of absolute directory paths, found {_describe(item)}")
+        if not item.startswith("/"):
+            raise table.error("watch", f"{item!r} is not an absolute path; write it from /, such as \"/var/log\"")
+        path = os.path.normpath(item)
+        if path in paths:
+            raise table.error("watch", f"{item!r} is listed twice; remove one")
+        paths.append(path)
+    every = table.duration("watch_every", 300.0, minimum=WATCH_EVERY_MINIMUM)
+    budget = table.duration("watch_budget", 5.0, minimum=WATCH_BUDGET_MINIMUM)
+    if budget > every:
+        raise table.error("watch_budget", f"must not be longer than watch_every ({format_duration(every, exact=True)})"
+                                          f", got {format_duration(budget, exact=True)}")
+    top = table.get("watch_top", int, "a whole number", 10)
+    if top < 0:
+        raise table.error("watch_top", f"must be 0 or more, got {top}")
+    return {"watch": paths, "watch_every": every, "watch_budget": budget,
+            "watch_max_files": _positive_int(table, "watch_max_files", 200000), "watch_top": top}
+
+
+def watch_warnings(disks: DiskSettings, source: str) -> list[str]:
+    """Return a warning for each watched path that is missing or not a directory on this machine.
+
+    These are warnings, not errors, because such a path may appear later and
+    siqctl may check the config on another machine than the watched host.
+    """
+    warnings = []
+    for path in disks.watch:
+        if not os.path.exists(path):
+            warnings.append(f"{source}: disks.watch: {path} does not exist; siqd sizes it once it appears")
+        elif not os.path.isdir(path):
+            warnings.append(f"{source}: disks.watch: {path} is not a directory; siqd skips it, so list a "
+                            "directory instead")
+    return warnings
 
 
 def _read_retention(table: _Table) -> dict:
@@ -389,6 +444,67 @@ def _read_buffer(table: _Table) -> dict:
         raise table.error("max_rounds", f"must be at least 1, got {max_rounds}")
     table.reject_unknown()
     return {"buffer_path": Path(path).expanduser() if path else None, "buffer_max_rounds": max_rounds}
+
+
+LISTEN_FORM = 'HOST:PORT with an IP address, such as "127.0.0.1:8765", "[::1]:8765" or "0.0.0.0:8765"'
+# Token characters are safe in an Authorization header, a cookie and a query string.
+TOKEN_PATTERN = re.compile(r"[A-Za-z0-9._~+/=-]+")
+TOKEN_MIN_LENGTH = 16
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """Split a listen address such as "127.0.0.1:8765" or "[::1]:8765" into host and port.
+
+    The host must be an IP address or "localhost". Raises ValueError with the reason.
+    """
+    import ipaddress
+
+    host, colon, port_text = text.rpartition(":")
+    if not colon or not host:
+        raise ValueError(f"expected {LISTEN_FORM}, got {text!r}")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+        if ":" not in host:
+            raise ValueError(f"brackets are for IPv6 addresses only, got {text!r}; expected {LISTEN_FORM}")
+    elif ":" in host:
+        raise ValueError(f"write an IPv6 address in brackets, such as \"[::1]:8765\", got {text!r}")
+    if host != "localhost":
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            raise ValueError(f"invalid IP address {host!r} in {text!r}; expected {LISTEN_FORM}") from None
+    if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+        raise ValueError(f"invalid port {port_text!r} in {text!r}; expected a number from 1 to 65535")
+    return host, int(port_text)
+
+
+def is_loopback(host: str) -> bool:
+    """Tell whether a listen host from parse_listen is reachable from this machine only."""
+    import ipaddress
+
+    return host == "localhost" or ipaddress.ip_address(host).is_loopback
+
+
+def _read_web(table: _Table) -> dict:
+    listen = table.string("listen")
+    token = table.string("token")
+    table.reject_unknown()
+    if token is not None:
+        if len(token) < TOKEN_MIN_LENGTH:
+            raise table.error("token", f"too short ({len(token)} characters); use at least {TOKEN_MIN_LENGTH}, "
+                                       "for example the output of: openssl rand -hex 24")
+        if not TOKEN_PATTERN.fullmatch(token):
+            raise table.error("token", "may contain only letters, digits and - . _ ~ + / =; "
+                                       "for example the output of: openssl rand -hex 24")
+    if listen is not None:
+        try:
+            host, _ = parse_listen(listen)
+        except ValueError as error:
+            raise table.error("listen", str(error)) from None
+        if token is None and not is_loopback(host):
+            raise table.error("listen", f"{listen!r} is reachable from other machines and web.token is not set; "
+                                        "set web.token or listen on 127.0.0.1")
+    return {"web_listen": listen, "web_token": token}
 
 
 def parse_config(data: dict, source: str, path: Path | None = None) -> Config:
@@ -454,8 +570,24 @@ def parse_config(data: dict, source: str, path: Path | None = None) -> Config:
         disks=_read_disks(root.table("disks")),
         notify=notify,
         rules=rules if "rule" in data else default_rules(),
+        **_read_web(root.table("web")),
     )
+    raw_checks = root.get("check", list, "an array of tables ([[check]])", [])
+    if raw_checks:
+        # Imported only for configs with checks, to keep siqd small without them.
+        from siqd.checks.config import read_checks
+
+        config.checks = read_checks(raw_checks, source, config)
+    raw_heartbeats = root.get("heartbeat", list, "an array of tables ([[heartbeat]])", [])
+    if raw_heartbeats:
+        from siqd.heartbeats import read_heartbeats
+
+        config.heartbeats = read_heartbeats(raw_heartbeats, source, config)
     root.reject_unknown()
+    config.warnings.extend(watch_warnings(config.disks, source))
+    if config.web_token is not None and config.web_listen is None:
+        config.warnings.append(f"{source}: web.token is set but web.listen is not, so siqd serves no dashboard; "
+                               'set web.listen = "127.0.0.1:8765" to turn it on')
     if not config.store:
         config.store = sqlite_location(paths.default_data_dir() / "siq.db")
     if path is not None:
@@ -495,6 +627,11 @@ def load_config(path: Path | None) -> Config:
                 f"a token) and is readable by every user; "
                 f"run: chmod o-r {source}"
             )
+    if config.web_token is not None and path.stat().st_mode & stat.S_IROTH:
+        config.warnings.append(
+            f"{source} contains web.token, the dashboard's secret, and is readable by every user; "
+            f"run: chmod o-r {source}"
+        )
     return config
 
 
@@ -715,7 +852,24 @@ def starter_config_text(host: str, store: str) -> str:
         '#   team = ["mailto://user:password@mail.example.com?to=ops@example.com"]\n'
         "# This file then holds secrets: keep it readable by siq's users only.\n"
         "#\n"
-        "# dashboard_url = \"http://monitor.internal:8765\"   # used for links in notifications\n\n"
+        "# dashboard_url = \"http://monitor.internal:8765\"   # used for links in notifications\n"
+        "#\n"
+        "# siqd sizes watched directories and their largest subdirectories, so that\n"
+        "# 'siqctl disk HOST' shows what grew over the last 6 hours:\n"
+        "#   [disks]\n"
+        "#   watch = [\"/var/log\", \"/var/lib/docker\"]   # absolute directory paths\n"
+        "#   watch_every = \"5m\"         # how often each path is sized; at least 30s\n"
+        "#   watch_budget = \"5s\"        # time one scan of one path may take\n"
+        "#   watch_max_files = 200000   # files one scan of one path may count\n"
+        "#   watch_top = 10             # largest subdirectories kept per path\n"
+        "# A scan that reaches its time or file limit stops, and its sizes are marked partial.\n"
+        "#\n"
+        "# siqd serves a web dashboard and Prometheus /metrics when [web] listen is set:\n"
+        "#   [web]\n"
+        "#   listen = \"127.0.0.1:8765\"   # another address than loopback needs a token\n"
+        "#   token = \"…\"                 # at least 16 characters, e.g. from: openssl rand -hex 24\n"
+        "# Browsers open http://HOST:8765/?token=TOKEN once; scripts and Prometheus send the header\n"
+        "# Authorization: Bearer TOKEN. A token is a secret, as notification URLs are.\n\n"
     )
     return header + tomli_w.dumps(body)
 
@@ -766,6 +920,11 @@ def effective_settings(config: Config) -> dict:
             "skip_fstypes": config.disks.skip_fstypes,
             "skip_tmpfs_under": config.disks.skip_tmpfs_under,
             "skip_mounts": config.disks.skip_mounts,
+            "watch": config.disks.watch,
+            "watch_every": format_duration(config.disks.watch_every, exact=True),
+            "watch_budget": format_duration(config.disks.watch_budget, exact=True),
+            "watch_max_files": config.disks.watch_max_files,
+            "watch_top": config.disks.watch_top,
         },
         "notify": {
             "default": config.notify.default,
@@ -779,5 +938,20 @@ def effective_settings(config: Config) -> dict:
             "storm_window": format_duration(config.notify.storm_window, exact=True),
             "channels": masked_channels(config.notify),
         },
+        "web": {"listen": config.web_listen or "off", "token": "****" if config.web_token else ""},
         "rule": rules,
+        **({"check": _check_settings(config)} if config.checks else {}),
+        **({"heartbeat": _heartbeat_settings(config)} if config.heartbeats else {}),
     }
+
+
+def _check_settings(config: Config) -> list[dict]:
+    from siqd.checks.config import check_settings
+
+    return [check_settings(check) for check in config.checks]
+
+
+def _heartbeat_settings(config: Config) -> list[dict]:
+    from siqd.heartbeats import heartbeat_settings
+
+    return [heartbeat_settings(heartbeat, config.notify.default) for heartbeat in config.heartbeats]

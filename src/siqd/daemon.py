@@ -18,7 +18,7 @@ import time
 from siqd import __version__
 from siqd.buffer import OutageBuffer, transition_record
 from siqd.collect.host import Counters, HostCollector, Sample
-from siqd.config import Config, ConfigError, Rule, load_config
+from siqd.config import Config, ConfigError, load_config
 from siqd.hostview import stale_after
 from siqd.incidents import Incidents
 from siqd.log import RepeatFilter, get_logger, log_event
@@ -26,7 +26,7 @@ from siqd.rules import (
     CLEAR, FIRE, SILENT_HOST_RULE, SeriesState, evaluate, forecast_eta, rule_matches, silent_host_rule,
 )
 from siqd.timefmt import local_time, zone_of
-from siqd.store import Store, StoreError, StoreUnavailable, series_key
+from siqd.store import Store, StoreError, StoreFull, StoreUnavailable, series_key
 
 logger = get_logger("daemon")
 
@@ -50,6 +50,10 @@ ROLLUP_BUCKETS_PER_ROUND = 12
 VANISHED_AFTER_ROUNDS = 5
 # Reconnection attempts to an unreachable store back off up to this many seconds.
 MAX_RECONNECT_DELAY = 60.0
+# A full local disk is retried sooner than a lost database server.
+MAX_DISK_FULL_DELAY = 10.0
+# Rounds kept in memory while an SQLite store's disk is full: an hour at the default interval.
+MEMORY_BUFFER_ROUNDS = 360
 
 
 class Daemon:
@@ -78,8 +82,24 @@ class Daemon:
         # No rule opens an incident before this time (see start_grace).
         self.hold_until: float | None = None
         self.buffer: OutageBuffer | None = None
+        self.web = None  # the dashboard server (siqd.web.server.Dashboard) while [web] listen is set
+        self.watcher = None  # siqd.diskwatch.DiskWatcher while [disks] watch lists paths
+        self.checks = None  # siqd.checks.runner.CheckRunner while [[check]] tables are configured
+        self.prune_check_results = True  # drop stored results of removed checks at the next save
+        self.heartbeats = None  # siqd.heartbeats.HeartbeatWatch once [[heartbeat]] tables are configured
+        # A full disk under an SQLite store: rounds wait in memory, and the space
+        # reserved beside the database makes room to record that the disk is full.
+        self.reserve = None
+        self.disk_full_since: float | None = None
         if store.kind != "sqlite":
             self.buffer = OutageBuffer(config.buffer_path, config.buffer_max_rounds)
+        else:
+            from pathlib import Path
+
+            from siqd.reserve import Reserve
+
+            self.buffer = OutageBuffer(Path(":memory:"), min(config.buffer_max_rounds, MEMORY_BUFFER_ROUNDS))
+            self.reserve = Reserve(store.path)
 
     # -- state ----------------------------------------------------------------------------
 
@@ -133,7 +153,17 @@ class Daemon:
         to the buffer, and buffered rounds are written first once it is back.
         """
         samples = self.collector.collect()
+        if self.watcher is not None:
+            samples += self.watcher.samples()
         now = self.clock()
+        if self.checks is not None:
+            samples += self.checks.samples(now)  # the latest results only: a round never waits on a check
+        if self.config.heartbeats and self.outage_since is None:  # in an outage the pings cannot be read
+            if self.heartbeats is None:
+                from siqd.heartbeats import HeartbeatWatch
+
+                self.heartbeats = HeartbeatWatch()
+            samples += self.heartbeats.samples(self.store, self.config, now)
         changes, transitions = self.decide(samples, now)
         if self.buffer is not None and (self.outage_since is not None or len(self.buffer)):
             if not self.flush_buffer():
@@ -148,6 +178,7 @@ class Daemon:
             self.buffer_round(now, samples, transitions)
             return samples
         try:
+            self.save_check_results()
             self.watch_hosts(now)
             self.send_reminders(now)
             self.release_silences(now)
@@ -207,10 +238,13 @@ class Daemon:
         Firing series stay, because their incident is open.
         """
         limit = VANISHED_AFTER_ROUNDS * self.config.interval
+        # Watched directories get a reading once per scan, every watch_every.
+        scan_limit = max(limit, VANISHED_AFTER_ROUNDS * self.config.disks.watch_every)
+        scanned_rules = {rule.name for rule in self.config.rules if rule.metric.startswith("dir.")}
         gone = []
         for key, state in list(self.states.items()):
             last = self.last_reading.setdefault(key, now)
-            if state.state == "pending" and now - last > limit:
+            if state.state == "pending" and now - last > (scan_limit if key[0] in scanned_rules else limit):
                 del self.states[key]
                 self.last_reading.pop(key, None)
                 gone.append((key, None))
@@ -259,6 +293,8 @@ class Daemon:
                 self._apply(record, ts)
             self.store.delete_samples_before(self.config.host, self.clock() - self.config.retention_raw,
                                              RETENTION_BATCH)
+            self.store.delete_heartbeat_pings_before(self.clock() - self.config.retention_raw,
+                                                     self.clock() - self.config.retention_rollup, RETENTION_BATCH)
             if ts >= self.clock() - self.config.interval:  # a live round, not one replayed from the buffer
                 # NOTE: rounds replayed after an outage older than the roll-up point
                 # keep their raw samples but do not reach the roll-ups.
@@ -292,12 +328,13 @@ class Daemon:
         fields = dict(host=self.config.host, rule=rule.name, series=series_key(labels) or None, value=shown)
         if record["kind"] == FIRE:
             outcome = self.incidents.fire(rule, self.config.host, labels, record["unit"], record["value"],
-                                          record["started_at"], now)
+                                          record["started_at"], now, reason=record.get("text", ""))
             if outcome.changed:
                 event = "incident_opened" if outcome.created else "incident_breach_again"
                 log_event(logger, WARNING, event, incident=outcome.incident.id, **fields, queued=outcome.queued)
         elif record["kind"] == CLEAR:
-            outcome = self.incidents.clear(rule, self.config.host, labels, record["unit"], record["value"], now)
+            outcome = self.incidents.clear(rule, self.config.host, labels, record["unit"], record["value"], now,
+                                           reason=record.get("text", ""))
             if outcome is not None:
                 log_event(logger, INFO, "condition_cleared", incident=outcome.incident.id, **fields,
                           status=outcome.incident.status)
@@ -403,8 +440,12 @@ class Daemon:
             self.outage_attempts = 0
             self._errors.forget("outage")
         self.outage_attempts += 1
-        delay = min(2 ** self.outage_attempts, MAX_RECONNECT_DELAY)
+        full = isinstance(error, StoreFull)
+        delay = min(2 ** self.outage_attempts, MAX_DISK_FULL_DELAY if full else MAX_RECONNECT_DELAY)
         self.next_store_attempt = time.monotonic() + delay
+        if full:
+            self._disk_full(error, first, delay)
+            return
         if first:
             log_event(logger, ERROR, "store_unavailable", store=self.store.location, error=error,
                       buffer=self.buffer.path if self.buffer else None, retry_in=f"{delay:.0f}s")
@@ -415,6 +456,33 @@ class Daemon:
             log_event(logger, WARNING, "store_still_unavailable", store=self.store.location, error=error,
                       outage=f"{self.clock() - self.outage_since:.0f}s",
                       rounds_buffered=len(self.buffer) if self.buffer else None, retry_in=f"{delay:.0f}s")
+
+    def _disk_full(self, error: StoreError, first: bool, delay: float) -> None:
+        """Log a full store disk once, and release the reserve so the next write fits."""
+        if self.disk_full_since is None:
+            self.disk_full_since = self.clock()
+            released = self.reserve is not None and self.reserve.release()
+            if released:
+                self.next_store_attempt = 0.0  # write the waiting round, and its incident, into the freed space
+            log_event(logger, ERROR, "store_disk_full", store=self.store.location, error=error,
+                      reserve_released=f"{self.reserve.size // 1024} KiB" if released else None,
+                      waiting="rounds are kept in memory until there is space again",
+                      max_rounds=self.buffer.max_rounds)
+            self._errors.should_log("outage", time.time())
+            return
+        should_log, _ = self._errors.should_log("outage", time.time())
+        if should_log:
+            log_event(logger, WARNING, "store_still_full", store=self.store.location,
+                      full_for=f"{self.clock() - self.disk_full_since:.0f}s", rounds_waiting=len(self.buffer),
+                      retry_in=f"{delay:.0f}s")
+
+    def refill_reserve(self) -> None:
+        """After a full disk, make the reserve again once there is room, which ends the episode."""
+        if self.disk_full_since is None or self.reserve is None or not self.reserve.ensure():
+            return
+        log_event(logger, INFO, "store_disk_space_back", store=self.store.location,
+                  full_for=f"{self.clock() - self.disk_full_since:.0f}s")
+        self.disk_full_since = None
 
     def buffer_round(self, ts: float, samples: list[Sample], transitions: list[dict]) -> None:
         dropped = self.buffer.append(ts, samples, transitions, self.states)
@@ -506,9 +574,14 @@ class Daemon:
         if new.store != self.config.store or new.host != self.config.host:
             log_event(logger, WARNING, "reload_partial", reason="store and host changes need a restart")
             new.store, new.host = self.config.store, self.config.host
+        if (new.web_listen, new.web_token) != (self.config.web_listen, self.config.web_token):
+            log_event(logger, WARNING, "reload_partial", reason="[web] changes take effect when siqd restarts")
+            new.web_listen, new.web_token = self.config.web_listen, self.config.web_token
         self.config = new
         self.collector.disks = new.disks
+        self.update_watcher()
         self.incidents.config = new
+        self.update_checks()
         try:
             self.load_states()
         except StoreError as error:  # e.g. during an outage: the next stored round loads them
@@ -537,14 +610,141 @@ class Daemon:
         """Hold back incidents until `startup_grace` after `since` (a start or a boot)."""
         self.hold_until = since + self.config.startup_grace
 
+    def start_web(self) -> None:
+        """Serve the dashboard and /metrics in a thread when [web] listen is set.
+
+        The web package is imported only then, to keep it out of siqd's memory
+        otherwise. If the address cannot be bound, the error is logged and
+        siqd monitors without the dashboard.
+        """
+        if self.config.web_listen is None:
+            return
+        from siqd.web.server import start_dashboard
+
+        self.web = start_dashboard(self.config, lambda: self.config)
+
+    def stop_web(self) -> None:
+        if self.web is not None:
+            self.web.stop()
+            self.web = None
+
+    def update_watcher(self) -> None:
+        """Start, change or stop the directory scans to match [disks] watch.
+
+        siqd.diskwatch is imported only when paths are watched, to keep it
+        out of siqd's memory otherwise.
+        """
+        disks = self.config.disks
+        if not disks.watch:
+            self.stop_watcher()
+        elif self.watcher is None:
+            from siqd.diskwatch import DiskWatcher
+
+            self.watcher = DiskWatcher(disks)
+            self.watcher.start()
+        else:
+            self.watcher.update(disks)
+
+    def stop_watcher(self) -> None:
+        if self.watcher is not None:
+            self.watcher.stop()
+            self.watcher = None
+
+    def scan_due_paths(self) -> None:
+        """For `siqd run --once`: scan the watched paths whose last scan is watch_every old, in this process."""
+        disks = self.config.disks
+        if not disks.watch:
+            return
+        from siqd.diskwatch import DiskWatcher, due_paths
+        from siqd.store.base import labels_of
+
+        try:
+            last_scans = {labels_of(row["labels"]).get("path"): row["ts"]
+                          for row in self.store.latest_values(self.config.host, "dir.scan_complete")}
+        except StoreError:
+            last_scans = {}  # the round reports the outage; sizing the paths costs only the budget
+        self.watcher = DiskWatcher(disks)
+        self.watcher.scan_paths(due_paths(disks, last_scans, self.clock()))
+
+    def hold_pid_file(self, now: float):
+        """Take the pid file `siqctl status` reads; return its handle, or None if that is not possible."""
+        from siqd import pidfile
+
+        path = pidfile.pid_path(self.config.store, self.config.host)
+        try:
+            handle = pidfile.hold(path, now, self.config.source)
+        except OSError as error:
+            log_event(logger, WARNING, "pid_file_unavailable", path=path, error=error,
+                      effect="siqctl status cannot tell that siqd runs")
+            return None
+        if handle is None:
+            other = pidfile.running(path) or {}
+            log_event(logger, WARNING, "another_siqd_running", host=self.config.host, pid=other.get("pid"),
+                      path=path, effect="both sample this host; stop one of them")
+        return handle
+
+    # -- checks -----------------------------------------------------------------------------
+
+    def update_checks(self) -> None:
+        """Start, change or stop the check runner to match the config's [[check]] tables.
+
+        siqd.checks.runner is imported only when checks are configured, to keep
+        it (and http.client, ssl) out of siqd's memory otherwise.
+        """
+        self.prune_check_results = True
+        if not self.config.checks:
+            self.stop_checks()
+        elif self.checks is None:
+            from siqd.checks.runner import CheckRunner
+
+            self.checks = CheckRunner(self.config.checks, self.clock)
+            self.checks.start()
+        else:
+            self.checks.update(self.config.checks)
+
+    def stop_checks(self) -> None:
+        if self.checks is not None:
+            self.checks.stop()
+            self.checks = None
+
+    def run_checks_once(self) -> None:
+        """For `siqd run --once`: run every check now and wait for the results, each within its timeout."""
+        if not self.config.checks:
+            return
+        from siqd.checks.runner import CheckRunner
+
+        self.checks = CheckRunner(self.config.checks, self.clock)
+        self.checks.run_all_once()
+
+    def save_check_results(self) -> None:
+        """Store the check results that arrived since the last save, in check_results, in one transaction."""
+        fresh = self.checks.unsaved_results() if self.checks is not None else []
+        if not fresh and not self.prune_check_results:
+            return
+        with self.store.transaction():
+            for check, result in fresh:
+                self.store.save_check_result(self.config.host, check.name, check.kind, result.finished_at,
+                                             result.status, result.reason, result.duration)
+            if self.prune_check_results:
+                self.store.forget_check_results(self.config.host, [check.name for check in self.config.checks])
+        self.prune_check_results = False
+        if self.checks is not None:
+            self.checks.mark_saved(fresh)
+
     def run_forever(self) -> None:
         self.install_signal_handlers()
+        pid_handle = self.hold_pid_file(self.clock())
+        if self.reserve is not None:
+            self.reserve.ensure()
         self.start_grace(self.clock())
         self.load_states_at_start()
         self._record_downtime_at_start()
         log_event(logger, INFO, "daemon_started", version=__version__, host=self.config.host,
                   store=self.store.location, interval=f"{self.config.interval:g}s", rules=len(self.config.rules),
                   config=self.config.source)
+        self.start_web()
+        self.update_watcher()
+        self.update_checks()
         self.prime_collector(use_saved=False)
 
         first = self._guarded_round()
@@ -562,12 +762,19 @@ class Daemon:
             if delay < 0:  # fell behind (suspend, slow store): skip missed rounds
                 next_round = time.monotonic() + self.config.interval
 
+        self.stop_web()
+        self.stop_watcher()
+        self.stop_checks()
         if self.worker is not None and self.worker.poll() is None:
             self.worker.terminate()
             try:
                 self.worker.wait(5)
             except subprocess.TimeoutExpired:
                 self.worker.kill()
+        if pid_handle is not None:
+            from siqd import pidfile
+
+            pidfile.release(pid_handle, pidfile.pid_path(self.config.store, self.config.host))
         buffered = len(self.buffer) if self.buffer is not None else 0
         log_event(logger, INFO, "daemon_stopped", host=self.config.host,
                   rounds_buffered=buffered or None, buffer=self.buffer.path if buffered else None)
@@ -578,6 +785,8 @@ class Daemon:
             samples = self.run_round()
             self.start_delivery_worker()
             self._errors.forget("round")
+            if self.outage_since is None:
+                self.refill_reserve()
             return samples
         except StoreError as error:
             should_log, suppressed = self._errors.should_log("round", time.time())
@@ -599,6 +808,8 @@ class Daemon:
         self.start_grace(psutil.boot_time())
         self.load_states_at_start()
         self.prime_collector(use_saved=True)
+        self.scan_due_paths()
+        self.run_checks_once()
         samples = self.run_round(save_counters=True)
         self.deliver_in_process()
         return samples

@@ -6,6 +6,8 @@ the dashboard's host pages, so each of them shows the same figures. It reads
 so a 30-day window costs a few thousand rows, not millions.
 """
 
+import posixpath
+
 from siqd.metrics import CATALOG
 from siqd.rules import forecast_eta
 from siqd.store.base import Store, labels_of
@@ -17,6 +19,8 @@ CURRENT_INTERVALS = 2.5
 # Metrics the mount table shows instead of a chart of their own.
 MOUNT_METRICS = ("disk.used_percent", "disk.used_bytes", "disk.inodes_used_percent")
 HIDDEN_METRICS = ("uptime.seconds", "host.silent_seconds")
+# Metrics of watched directories, which the breakdown shows instead of a chart per directory.
+DIR_METRICS = ("dir.bytes", "dir.scan_complete")
 
 
 def stale_after(host: dict, configured: float | None, default_interval: float) -> float:
@@ -133,7 +137,7 @@ def host_view(store: Store, name: str, now: float, since: float, columns: int,
     order = {metric: position for position, metric in enumerate(CATALOG)}
     for (metric, labels), buckets in sorted(window["series"].items(),
                                             key=lambda item: (order.get(item[0][0], len(order)), item[0])):
-        if metric in MOUNT_METRICS or metric in HIDDEN_METRICS:
+        if metric in MOUNT_METRICS or metric in HIDDEN_METRICS or metric in DIR_METRICS:
             continue
         latest = current.get((metric, labels))
         info = CATALOG.get(metric)
@@ -150,5 +154,108 @@ def host_view(store: Store, name: str, now: float, since: float, columns: int,
         "open_incidents": [incident for incident in incidents if incident.status == "open"],
         "recent_incidents": [incident for incident in incidents if incident.status != "open"],
         "events": store.host_events(name, limit=10),
+        "breakdown": watched_paths(store, name, now),
     }
+
+
+def watched_paths(store: Store, host: str, now: float, since: float = GROWTH_WINDOW) -> list[dict]:
+    """Return each watched path of a host with its latest size and what grew under it over the last `since` seconds.
+
+    A path is listed while its latest scan is in the raw samples. Each item
+    has path, bytes, scanned_at, complete (False when the latest scan ran out
+    of its budget), growth_bytes, growth_since, baseline_complete and
+    subdirectories: the ones the latest scan kept, each with path, bytes,
+    growth_bytes, growth_since and at_least, largest growth first.
+
+    Growth is the latest size minus the earliest one in the window, or None
+    without an earlier scan in the window. A subdirectory that was not among
+    the largest kept at that earliest scan was at most as large as the
+    smallest one kept then. Its growth is counted from that size, so it is a
+    lower bound, marked at_least.
+    """
+    # NOTE: with watch_every longer than [retention] raw, the latest scan's raw
+    # samples are deleted before the next scan and its path is not listed meanwhile.
+    sizes = _latest_by_path(store, host, "dir.bytes")
+    scans = _latest_by_path(store, host, "dir.scan_complete")
+    size_points = _window_points(store, host, "dir.bytes", now - since)
+    scan_points = _window_points(store, host, "dir.scan_complete", now - since)
+    found = []
+    for path, (scanned_at, complete) in sorted(scans.items()):
+        latest = sizes.get(path)
+        if latest is None:
+            continue
+        points = size_points.get(path, [])
+        baseline = points[0] if points and points[0][0] < latest[0] else None
+        kept_then = {}
+        if baseline is not None:
+            for sub, sub_points in size_points.items():
+                if sub != path and posixpath.dirname(sub) == path:
+                    kept_then.update({sub: value for ts, value in sub_points if ts == baseline[0]})
+        # The latest scan kept a subdirectory if it wrote a size for it. A subdirectory
+        # that is watched itself may have a newer size from its own scan.
+        subdirectories = [
+            _growth(sub, size, baseline, kept_then)
+            for sub, size in sizes.items()
+            if sub != path and posixpath.dirname(sub) == path
+            and (size[0] == latest[0] or any(ts == latest[0] for ts, _ in size_points.get(sub, [])))
+        ]
+        subdirectories.sort(key=lambda sub: (sub["growth_bytes"] is None, -(sub["growth_bytes"] or 0.0),
+                                             -sub["bytes"]))
+        baseline_scan = dict(scan_points.get(path, [])).get(baseline[0]) if baseline else None
+        found.append({
+            "path": path,
+            "bytes": latest[1],
+            "scanned_at": scanned_at,
+            "complete": complete >= 1.0,
+            "growth_bytes": latest[1] - baseline[1] if baseline else None,
+            "growth_since": baseline[0] if baseline else None,
+            "baseline_complete": baseline_scan >= 1.0 if baseline_scan is not None else None,
+            "subdirectories": subdirectories,
+        })
+    return found
+
+
+def _growth(path: str, latest: tuple[float, float], baseline: tuple[float, float] | None,
+            kept_then: dict[str, float]) -> dict:
+    """Return a kept subdirectory's size and growth since `baseline`, the (ts, bytes) of its parent's earliest scan.
+
+    `kept_then` has the sizes of the subdirectories that the baseline scan kept.
+    """
+    entry = {"path": path, "bytes": latest[1], "growth_bytes": None, "growth_since": None, "at_least": False}
+    if baseline is None:
+        return entry
+    then = kept_then.get(path)
+    if then is None:
+        # Not kept at the baseline scan, so no larger than the smallest subdirectory kept then.
+        then = min(kept_then.values(), default=0.0)
+        entry["at_least"] = True
+    if latest[1] - then < 0 and entry["at_least"]:
+        return entry  # a negative lower bound carries no information
+    entry["growth_bytes"] = latest[1] - then
+    entry["growth_since"] = baseline[0]
+    return entry
+
+
+def _latest_by_path(store: Store, host: str, metric: str) -> dict[str, tuple[float, float]]:
+    """Return (ts, value) of the newest raw sample of each series of a dir.* metric, keyed by its path label."""
+    return {labels_of(row["labels"]).get("path", ""): (row["ts"], row["value"])
+            for row in store.latest_values(host, metric)}
+
+
+def _window_points(store: Store, host: str, metric: str, start: float) -> dict[str, list[tuple[float, float]]]:
+    """Return (ts, value) points of each series of a dir.* metric since `start`, keyed by path label, oldest first.
+
+    Raw samples are used where they are kept. Before the oldest one, a
+    roll-up bucket stands for the scans in it, at the bucket's start with
+    their average.
+    """
+    raw = store.series_samples(host, metric, start)
+    rolled = store.series_rollups(host, metric, start)
+    found = {}
+    for key in set(raw) | set(rolled):
+        samples = raw.get(key, [])
+        first_raw = samples[0][0] if samples else float("inf")
+        older = [(bucket, mean) for bucket, _, mean, _ in rolled.get(key, []) if bucket + ROLLUP_SECONDS <= first_raw]
+        found[labels_of(key).get("path", "")] = older + samples
+    return found
 

@@ -38,6 +38,20 @@ def default_data_dir() -> Path:
     return SITE_DATA_DIR if is_root() else user_data_dir()
 
 
+def runtime_dir() -> Path:
+    """Return the folder for a running daemon's pid file.
+
+    That is systemd's RuntimeDirectory when the unit sets one, /run/siq as
+    root, else $XDG_RUNTIME_DIR/siq or the user's data folder.
+    """
+    if os.environ.get("RUNTIME_DIRECTORY"):
+        return Path(os.environ["RUNTIME_DIRECTORY"].split(":")[0])
+    if is_root():
+        return Path("/run/siq")
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    return Path(runtime) / APP if runtime else user_data_dir()
+
+
 def config_search_path() -> list[Path]:
     """Return the config files to look for, in order: the user's, then the site's."""
     return [user_config_dir() / "siq.toml", SITE_CONFIG_DIR / "siq.toml"]

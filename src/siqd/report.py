@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 from siqd.config import Config
 from siqd.durations import format_duration
+from siqd.heartbeats import failures_between
 from siqd.metrics import format_value
 from siqd.store.base import IGNORED, OPEN, RESOLVED, Store
 from siqd.timefmt import iso_utc, zone_of
@@ -154,9 +155,8 @@ def build_report(store: Store, config: Config, start: float, end: float, label: 
         "cleared_to_resolved": duration_stats(cleared_to_resolved),
         "noisy_rules": noisy,
         "unreviewed": unreviewed,
-        # NOTE: heartbeat failures belong here once siq records cron heartbeats.
-        # Until then every format prints that none are recorded.
-        "heartbeat_failures": None,
+        # Failed runs, and late or stuck jobs, of cron heartbeats: see siqd.heartbeats.failures_between.
+        "heartbeat_failures": failures_between(store, start, end, zone),
     }
 
 

@@ -7,7 +7,9 @@ notification id, so a receiver can drop the duplicate.
 """
 
 import logging
+import queue
 import re
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -43,8 +45,12 @@ class _CaptureApprise(logging.Handler):
         super().__init__(logging.DEBUG)
         self.messages: list[str] = []
         self.reasons: list[str] = []
+        # Sends to different targets run in parallel threads; each keeps to its own.
+        self.thread = threading.get_ident()
 
     def emit(self, record: logging.LogRecord) -> None:
+        if record.thread != self.thread:
+            return
         message = record.getMessage()
         if record.levelno >= logging.WARNING:
             self.messages.append(message)
@@ -215,6 +221,7 @@ def deliver_due(store: Store, config: Config, clock=time.time, deadline: float |
         batch = [n for n in store.due_notifications(clock()) if n.id not in seen]
         if not batch:
             break
+        claimed = []
         for notification in batch:
             seen.add(notification.id)
             if notification.target not in urls and clock() - notification.created_at < settings.give_up_after:
@@ -224,20 +231,47 @@ def deliver_due(store: Store, config: Config, clock=time.time, deadline: float |
             if deadline is not None and clock() >= deadline:
                 break
             with store.transaction():
-                if not store.claim_notification(notification.id, clock(), lease):
-                    continue
-            _deliver_one(store, notification, urls.get(notification.target), settings, clock, report)
+                if store.claim_notification(notification.id, clock(), lease):
+                    claimed.append(notification)
+        _deliver_batch(store, claimed, urls, settings, clock, report)
     return report
 
 
-def _deliver_one(store: Store, notification: Notification, url: str | None, settings, clock,
-                 report: DeliveryReport) -> None:
-    started = clock()
-    if url is None:
-        error = "target no longer in the config (its URL was changed or removed)"
-    else:
-        error = send(url, notification, settings.timeout)
-    _record(store, notification, error, started, clock(), settings, report, url_known=url is not None)
+def _deliver_batch(store: Store, batch: list[Notification], urls: dict[str, str], settings, clock,
+                   report: DeliveryReport) -> None:
+    """Send a batch with one thread per target, so a target that hangs delays no other target.
+
+    Each target still gets its notifications one at a time, in order. The
+    threads only send; attempts are recorded here, on the store's thread,
+    as each send finishes.
+    """
+    by_target: dict[str, list[Notification]] = {}
+    for notification in batch:
+        by_target.setdefault(notification.target, []).append(notification)
+    results: queue.Queue = queue.Queue()
+
+    def send_in_order(notifications: list[Notification]) -> None:
+        for notification in notifications:
+            url = urls.get(notification.target)
+            started = clock()
+            if url is None:
+                error = "target no longer in the config (its URL was changed or removed)"
+            else:
+                try:
+                    error = send(url, notification, settings.timeout)
+                except Exception as unexpected:  # recorded as a failed attempt; the loop below waits for it
+                    error = scrub(f"{type(unexpected).__name__}: {unexpected}", url)
+            results.put((notification, url, error, started, clock()))
+
+    threads = [threading.Thread(target=send_in_order, args=(group,), daemon=True, name="siq-send")
+               for group in by_target.values()]
+    for thread in threads:
+        thread.start()
+    for _ in range(len(batch)):
+        notification, url, error, started, finished = results.get()
+        _record(store, notification, error, started, finished, settings, report, url_known=url is not None)
+    for thread in threads:
+        thread.join()
 
 
 def _record(store: Store, notification: Notification, error: str | None, started: float, now: float, settings,

@@ -2,7 +2,7 @@
 
 from siqd.store.base import (  # noqa: F401  (re-exported)
     IGNORED, OPEN, RESOLVED, STATUSES, Incident, IncidentNotFound, SchemaTooNew, Store, StoreBusy,
-    StoreConflict, StoreError, StoreUnavailable, series_key,
+    StoreConflict, StoreError, StoreFull, StoreUnavailable, series_key,
 )
 
 

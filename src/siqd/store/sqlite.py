@@ -6,7 +6,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from siqd.config import sqlite_location
-from siqd.store.base import Store, StoreBusy, StoreConflict, StoreError
+from siqd.store.base import Store, StoreBusy, StoreConflict, StoreError, StoreFull
 
 BUSY_TIMEOUT_MS = 30_000
 
@@ -64,7 +64,10 @@ class SQLiteStore(Store):
                 raise StoreBusy(
                     f"store {self.path} stayed locked for {BUSY_TIMEOUT_MS // 1000}s by another writer; try again"
                 ) from None
-            if "disk is full" in text or "disk I/O" in text:
+            if "disk is full" in text:
+                raise StoreFull(f"store {self.path}: the disk is full; free space on its filesystem "
+                                f"({self.path.parent})") from None
+            if "disk I/O" in text:
                 raise StoreError(f"store {self.path}: {text}; free space on its filesystem and try again") from None
             if "readonly" in text or "unable to open" in text:
                 raise StoreError(f"store {self.path}: {text}; check its permissions") from None
