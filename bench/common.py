@@ -38,6 +38,16 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
+def pop_option(args: list[str], name: str, default):
+    """Remove `name VALUE` from a command line and return VALUE, or `default` when it is absent."""
+    if name not in args:
+        return default
+    position = args.index(name)
+    value = args[position + 1]
+    del args[position:position + 2]
+    return value
+
+
 @contextmanager
 def postgres_schema(url: str):
     """Yield a store location for a fresh schema in the database at `url`, dropped afterwards."""

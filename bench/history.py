@@ -24,7 +24,7 @@ from pathlib import Path
 from siqd.store import open_store
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import postgres_schema, time_command  # noqa: E402
+from common import pop_option, postgres_schema, time_command  # noqa: E402
 
 INTERVAL = 10.0
 RAW_HOURS = 48
@@ -145,18 +145,9 @@ def run(kind: str, location: str, folder: Path, hosts: int, days: float) -> dict
 
 def main() -> None:
     args = sys.argv[1:]
-
-    def option(name: str, default):
-        if name in args:
-            position = args.index(name)
-            value = args[position + 1]
-            del args[position:position + 2]
-            return value
-        return default
-
-    hosts = int(option("--hosts", 50))
-    days = float(option("--days", 30))
-    postgres = option("--postgres", None)
+    hosts = int(pop_option(args, "--hosts", 50))
+    days = float(pop_option(args, "--days", 30))
+    postgres = pop_option(args, "--postgres", None)
     with tempfile.TemporaryDirectory() as folder:
         run("SQLite", f"sqlite:///{Path(folder) / 'siq.db'}", Path(folder), hosts, days)
         if postgres:

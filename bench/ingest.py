@@ -18,7 +18,7 @@ from siqd.collect.host import Sample
 from siqd.store import open_store
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import postgres_schema  # noqa: E402
+from common import pop_option, postgres_schema  # noqa: E402
 
 HOSTS = 50
 INTERVAL = 10.0
@@ -77,11 +77,7 @@ def report(kind: str, minutes: float, rounds: int, rows: int, elapsed: float) ->
 
 def main() -> None:
     args = sys.argv[1:]
-    postgres = None
-    if "--postgres" in args:
-        position = args.index("--postgres")
-        postgres = args[position + 1]
-        del args[position:position + 2]
+    postgres = pop_option(args, "--postgres", None)
     minutes = float(args[0]) if args else 60.0
     with tempfile.TemporaryDirectory() as folder:
         report("SQLite", minutes, *ingest(f"sqlite:///{Path(folder) / 'siq.db'}", minutes))

@@ -33,7 +33,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 import history  # noqa: E402
 import ingest  # noqa: E402
-from common import postgres_schema, process_cpu_seconds, rss_mb, time_command  # noqa: E402
+from common import pop_option, postgres_schema, process_cpu_seconds, rss_mb, time_command  # noqa: E402
 from seed import seed_incidents  # noqa: E402
 
 BENCH = Path(__file__).parent
@@ -251,19 +251,10 @@ def verdict(met: bool) -> str:
 
 def main() -> None:
     args = sys.argv[1:]
-
-    def option(name: str, default):
-        if name in args:
-            position = args.index(name)
-            value = args[position + 1]
-            del args[position:position + 2]
-            return value
-        return default
-
-    seconds = float(option("--seconds", 300))
-    postgres = option("--postgres", None)
-    hosts = int(option("--hosts", 50))
-    days = float(option("--days", 30))
+    seconds = float(pop_option(args, "--seconds", 300))
+    postgres = pop_option(args, "--postgres", None)
+    hosts = int(pop_option(args, "--hosts", 50))
+    days = float(pop_option(args, "--days", 30))
     rows: list[tuple[str, str, str]] = []
     with tempfile.TemporaryDirectory() as name:
         folder = Path(name)

@@ -72,3 +72,11 @@ def test_config_before_command(siq):
     result = subprocess.run([str(BIN / "siqd"), "--config", str(siq.config_path), "run", "--once"],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
+
+
+def test_sigterm_during_start_exits_zero(siq):
+    daemon = subprocess.Popen([str(BIN / "siqd"), "run"], env=siq.env(), stderr=subprocess.PIPE, text=True)
+    time.sleep(0.3)  # still importing or priming its counters
+    daemon.send_signal(signal.SIGTERM)
+    assert daemon.wait(10) == 0
+    assert "Traceback" not in daemon.stderr.read()

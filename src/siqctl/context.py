@@ -85,6 +85,19 @@ def deliver_in_background() -> None:
                      start_new_session=True, env=env)
 
 
+def window_seconds(since: str) -> float:
+    """Parse a --since window of at least a minute, or end the command with a usage error."""
+    from siqd.durations import DurationError, parse_duration
+
+    try:
+        window = parse_duration(since)
+    except DurationError as error:
+        fail(f"invalid --since: {error}", USAGE)
+    if window < 60:
+        fail(f"--since {since} is too short; give at least 1m", USAGE)
+    return window
+
+
 def store_errors(function):
     """Turn StoreError (unknown id, already resolved, locked store, …) into `error: …` and exit 1."""
     import functools

@@ -5,7 +5,7 @@ import time
 import typer
 
 from siqctl import context, render
-from siqctl.context import USAGE, fail, store_errors
+from siqctl.context import fail, store_errors
 
 # Subdirectories per path in `siqctl host show`; `siqctl disk` lists all that siqd kept.
 HOST_SHOW_ROWS = 5
@@ -26,14 +26,8 @@ def disk(
     Example: siqctl disk web-1 --path /var/log --since 24h
     """
     from siqd import hostview
-    from siqd.durations import DurationError, parse_duration
 
-    try:
-        window = parse_duration(since)
-    except DurationError as error:
-        fail(f"invalid --since: {error}", USAGE)
-    if window < 60:
-        fail(f"--since {since} is too short; give at least 1m", USAGE)
+    window = context.window_seconds(since)
     context.config()
     store = context.store(create=False)
     if store.get_host(name) is None:

@@ -68,14 +68,8 @@ def show(
     import shutil
 
     from siqd import hostview
-    from siqd.durations import DurationError, parse_duration
 
-    try:
-        window = parse_duration(since)
-    except DurationError as error:
-        fail(f"invalid --since: {error}", USAGE)
-    if window < 60:
-        fail(f"--since {since} is too short; give at least 1m", USAGE)
+    window = context.window_seconds(since)
     if width < 0 or width == 1:
         fail(f"invalid --width {width}; give at least 2 characters", USAGE)
     columns = width or max(8, min(48, shutil.get_terminal_size().columns - 60))
@@ -129,8 +123,9 @@ def _breakdown_data(view: dict) -> dict:
 
 def host_text(view: dict, since: str, now: float, dashboard_url: str | None) -> str:
     """Return the `host show` view for a terminal."""
+    from siqd import hostview
     from siqd.durations import format_duration
-    from siqd.metrics import format_bytes, format_value
+    from siqd.metrics import format_value
 
     host, values, window = view["host"], view["now"], view["window"]
     disk = values["worst_disk"]
@@ -162,18 +157,7 @@ def host_text(view: dict, since: str, now: float, dashboard_url: str | None) -> 
     lines += ["", "Disks (growth over the last 6h; 'full in' at that pace):"]
     from tabulate import tabulate
 
-    rows = []
-    for mount in view["mounts"]:
-        growth = "-"
-        if mount["growth_bytes"] is not None:
-            sign = "+" if mount["growth_bytes"] >= 0 else "-"
-            growth = f"{sign}{format_bytes(abs(mount['growth_bytes']))}"
-        elif mount["growth_percent_points"] is not None:
-            growth = f"{mount['growth_percent_points']:+.1f} pts"
-        full_in = format_duration(mount["full_in_seconds"]) if mount["full_in_seconds"] is not None else "-"
-        rows.append((mount["mount"], format_value(mount["used_percent"], "%"),
-                     format_bytes(mount["used_bytes"]) if mount["used_bytes"] is not None else "-",
-                     growth, full_in, format_value(mount["inodes_used_percent"], "%")))
+    rows = [hostview.mount_cells(mount) for mount in view["mounts"]]
     if rows:
         table = tabulate(rows, headers=("MOUNT", "USED", "USED SIZE", "6H GROWTH", "FULL IN", "INODES"),
                          tablefmt="simple", disable_numparse=True)

@@ -452,6 +452,24 @@ TOKEN_PATTERN = re.compile(r"[A-Za-z0-9._~+/=-]+")
 TOKEN_MIN_LENGTH = 16
 
 
+def split_host_port(text: str, form: str) -> tuple[str, int]:
+    """Split "host:port" or "[v6]:port" into host and port; raise ValueError naming `form` when it is not."""
+    host, colon, port_text = text.rpartition(":")
+    if not colon or not host:
+        raise ValueError(f"expected {form}, got {text!r}")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+        if ":" not in host:
+            raise ValueError(f"brackets are for IPv6 addresses only, got {text!r}; expected {form}")
+    elif ":" in host:
+        raise ValueError(f"write an IPv6 address in brackets, such as \"[::1]:8765\", got {text!r}")
+    if not host or any(character.isspace() for character in host):
+        raise ValueError(f"invalid host in {text!r}; expected {form}")
+    if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+        raise ValueError(f"invalid port {port_text!r} in {text!r}; expected a number from 1 to 65535")
+    return host, int(port_text)
+
+
 def parse_listen(text: str) -> tuple[str, int]:
     """Split a listen address such as "127.0.0.1:8765" or "[::1]:8765" into host and port.
 
@@ -459,23 +477,13 @@ def parse_listen(text: str) -> tuple[str, int]:
     """
     import ipaddress
 
-    host, colon, port_text = text.rpartition(":")
-    if not colon or not host:
-        raise ValueError(f"expected {LISTEN_FORM}, got {text!r}")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-        if ":" not in host:
-            raise ValueError(f"brackets are for IPv6 addresses only, got {text!r}; expected {LISTEN_FORM}")
-    elif ":" in host:
-        raise ValueError(f"write an IPv6 address in brackets, such as \"[::1]:8765\", got {text!r}")
+    host, port = split_host_port(text, LISTEN_FORM)
     if host != "localhost":
         try:
             ipaddress.ip_address(host)
         except ValueError:
             raise ValueError(f"invalid IP address {host!r} in {text!r}; expected {LISTEN_FORM}") from None
-    if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
-        raise ValueError(f"invalid port {port_text!r} in {text!r}; expected a number from 1 to 65535")
-    return host, int(port_text)
+    return host, port
 
 
 def is_loopback(host: str) -> bool:

@@ -118,6 +118,27 @@ def mount_table(store: Store, host: str, now: float, current: dict) -> list[dict
     return mounts
 
 
+def mount_cells(mount: dict) -> tuple[str, str, str, str, str, str]:
+    """Return a mount-table row as text: mount, used %, used size, 6-hour growth, full in, inodes %."""
+    from siqd.durations import format_duration
+    from siqd.metrics import format_bytes, format_value
+
+    growth = "-"
+    if mount["growth_bytes"] is not None:
+        sign = "+" if mount["growth_bytes"] >= 0 else "-"
+        growth = f"{sign}{format_bytes(abs(mount['growth_bytes']))}"
+    elif mount["growth_percent_points"] is not None:
+        growth = f"{mount['growth_percent_points']:+.1f} points"
+    return (
+        mount["mount"],
+        format_value(mount["used_percent"], "%"),
+        format_bytes(mount["used_bytes"]) if mount["used_bytes"] is not None else "-",
+        growth,
+        format_duration(mount["full_in_seconds"]) if mount["full_in_seconds"] is not None else "-",
+        format_value(mount["inodes_used_percent"], "%"),
+    )
+
+
 def _points(window: dict, metric: str, labels: str) -> list[tuple[float, float]]:
     """Return (bucket middle, mean) of one series in a history window, skipping empty buckets."""
     buckets = window["series"].get((metric, labels), [])

@@ -20,20 +20,9 @@ class TcpOptions(Record):
 
 def parse_address(text: str) -> tuple[str, int]:
     """Split "host:port" or "[v6]:port" into host and port; raise ValueError with the reason."""
-    host, colon, port_text = text.rpartition(":")
-    if not colon or not host:
-        raise ValueError(f"expected {ADDRESS_FORM}, got {text!r}")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-        if ":" not in host:
-            raise ValueError(f"brackets are for IPv6 addresses only, got {text!r}")
-    elif ":" in host:
-        raise ValueError(f'write an IPv6 address in brackets, such as "[::1]:8080", got {text!r}')
-    if not host or any(character.isspace() for character in host):
-        raise ValueError(f"invalid host in {text!r}; expected {ADDRESS_FORM}")
-    if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
-        raise ValueError(f"invalid port {port_text!r} in {text!r}; expected a number from 1 to 65535")
-    return host, int(port_text)
+    from siqd.config import split_host_port
+
+    return split_host_port(text, ADDRESS_FORM)
 
 
 def read_options(table) -> TcpOptions:

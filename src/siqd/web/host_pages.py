@@ -5,7 +5,7 @@ from urllib.parse import quote
 from siqd import hostview
 from siqd.config import Config
 from siqd.durations import DurationError, format_duration, parse_duration
-from siqd.metrics import CATALOG, format_bytes, format_value
+from siqd.metrics import CATALOG, format_value
 from siqd.store.base import Store
 from siqd.timefmt import local_time
 from siqd.web.charts import series_chart
@@ -140,26 +140,12 @@ def _mounts(mounts: list[dict]) -> str:
     if not mounts:
         return '<p class="muted">No mounts reported.</p>'
     rows = []
+    headings = ("Mount", "Used", "Used size", "Growth in 6h", "Full in", "Inodes")
     for mount in mounts:
-        growth = "-"
-        if mount["growth_bytes"] is not None:
-            sign = "+" if mount["growth_bytes"] >= 0 else "-"
-            growth = f"{sign}{format_bytes(abs(mount['growth_bytes']))}"
-        elif mount["growth_percent_points"] is not None:
-            growth = f"{mount['growth_percent_points']:+.1f} points"
-        full_in = format_duration(mount["full_in_seconds"]) if mount["full_in_seconds"] is not None else "-"
-        cells = [
-            ("Mount", esc(mount["mount"])),
-            ("Used", esc(format_value(mount["used_percent"], "%"))),
-            ("Used size", esc(format_bytes(mount["used_bytes"]) if mount["used_bytes"] is not None else "-")),
-            ("Growth in 6h", esc(growth)),
-            ("Full in", esc(full_in)),
-            ("Inodes", esc(format_value(mount["inodes_used_percent"], "%"))),
-        ]
+        cells = list(zip(headings, (esc(text) for text in hostview.mount_cells(mount))))
         rows.append("<tr>" + "".join(f'<td data-label="{label}">{content}</td>' for label, content in cells)
                     + "</tr>")
-    head = "".join(f"<th>{name}</th>" for name in ("Mount", "Used", "Used size", "Growth in 6h", "Full in",
-                                                   "Inodes"))
+    head = "".join(f"<th>{name}</th>" for name in headings)
     return (f'<table class="list"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
             '<p class="muted">"Full in" is when the mount fills at the pace of the last 6 hours.</p>')
 
