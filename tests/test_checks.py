@@ -3,6 +3,7 @@ the check runner's schedule, and every invalid [[check]] key through `siqctl con
 
 import datetime
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -145,6 +146,38 @@ def test_http_silent_server_times_out():
     assert result.status == CRITICAL
     assert result.reason == f"timed out after 1s waiting for the response (127.0.0.1:{listener.port})"
     assert 0.9 <= elapsed < 2.5
+
+
+def test_http_trickling_body_times_out():
+    """A server that sends one byte of body every 0.2 s never trips a socket timeout; the check's timeout ends it."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    stop = threading.Event()
+
+    def serve():
+        connection, _ = listener.accept()
+        with connection:
+            connection.recv(65536)
+            connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\nConnection: close\r\n\r\n")
+            while not stop.is_set():
+                try:
+                    connection.sendall(b"x")
+                except OSError:
+                    return
+                time.sleep(0.2)
+
+    server = threading.Thread(target=serve, daemon=True)
+    server.start()
+    try:
+        started = time.monotonic()
+        result = run_check(make_check(type="http", url=f"http://127.0.0.1:{port}/", timeout="1s", every="5s"))
+        elapsed = time.monotonic() - started
+    finally:
+        stop.set()
+        listener.close()
+    assert result.status == CRITICAL
+    assert result.reason == f"timed out after 1s reading the body (127.0.0.1:{port})"
+    assert elapsed < 2.5
 
 
 @needs_ipv6

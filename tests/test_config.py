@@ -1,5 +1,6 @@
 """Tests of `siqctl init`, `siqctl config check` and the config helpers they rely on."""
 
+import subprocess
 import json
 import stat
 import tomllib
@@ -490,3 +491,19 @@ def test_url_has_secret_cases():
     assert url_has_secret("ntfy://127.0.0.1/topic?token=tk_abcdefgh123")
     assert not url_has_secret("json://127.0.0.1:8080/hook")
     assert not url_has_secret("mailto://mail.example.com?to=a@b.c")
+
+
+def test_init_writes_where_siqctl_reads(siq, tmp_path):
+    from conftest import BIN
+
+    target = tmp_path / "from-env" / "siq.toml"
+    env = dict(siq.env(), SIQ_CONFIG=str(target))
+    result = subprocess.run([str(BIN / "siqctl"), "init"], capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stderr
+    assert target.exists()
+    flagged = tmp_path / "from-flag.toml"
+    result = subprocess.run([str(BIN / "siqctl"), "--config", str(flagged), "init"], capture_output=True, text=True,
+                            env=env)
+    assert result.returncode == 0, result.stderr
+    assert flagged.exists()
+    assert f"siqd run --config {flagged}" in result.stdout

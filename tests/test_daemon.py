@@ -80,3 +80,37 @@ def test_sigterm_during_start_exits_zero(siq):
     daemon.send_signal(signal.SIGTERM)
     assert daemon.wait(10) == 0
     assert "Traceback" not in daemon.stderr.read()
+
+
+def test_notifies_while_config_file_broken(siq, tmp_path, tmpfs, receiver):
+    from conftest import fill
+
+    siq.write_config(f"""
+interval = "1s"
+[notify]
+default = ["team"]
+[notify.channels]
+team = ["{receiver.url()}"]
+[[rule]]
+name = "scratch-full"
+metric = "disk.used_percent"
+above = 50
+labels = {{ mount = "{tmpfs}" }}
+""")
+    log = tmp_path / "siqd.log"
+    with open(log, "w") as handle:
+        daemon = subprocess.Popen([str(BIN / "siqd"), "run"], env=siq.env(), stderr=handle)
+    try:
+        assert wait_for_text(log, "event=first_round_done")
+        # An edit with a typo, rejected by the reload: siqd keeps its running config.
+        siq.config_path.write_text(siq.config_path.read_text() + 'evrey = "1m"\n')
+        daemon.send_signal(signal.SIGHUP)
+        assert wait_for_text(log, "event=reload_failed")
+        fill(tmpfs, 90)
+        messages = receiver.wait_for(1, timeout=30)
+        assert len(messages) == 1
+        assert "scratch-full" in messages[0]["title"]
+        assert "unknown key" not in log.read_text().split("event=reload_failed", 1)[1].split("\n", 1)[1]
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        assert daemon.wait(15) == 0

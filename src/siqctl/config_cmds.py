@@ -12,8 +12,8 @@ config_app = typer.Typer(help="Check the configuration.", no_args_is_help=True)
 
 
 def init(
-    path: Path = typer.Option(None, "--path", help="where to write (default: /etc/siq/siq.toml as root, "
-                                                   "else your user config folder)"),
+    path: Path = typer.Option(None, "--path", help="where to write (default: --config or $SIQ_CONFIG when set, "
+                                                   "else /etc/siq/siq.toml as root or your user config folder)"),
     host: str = typer.Option(None, help="host name to monitor as (default: this machine's hostname)"),
     store: str = typer.Option(None, help="store location (default: a SQLite file in the data folder)"),
     force: bool = typer.Option(False, "--force", help="overwrite an existing file"),
@@ -25,7 +25,8 @@ def init(
     from siqd import paths
     from siqd.config import ConfigError, checked_store, default_host, sqlite_location, starter_config_text
 
-    target = path or (paths.default_config_dir() / "siq.toml")
+    chosen = path or context.options.config_file or os.environ.get("SIQ_CONFIG")
+    target = Path(chosen).expanduser() if chosen else paths.default_config_dir() / "siq.toml"
     if target.exists() and not force:
         fail(f"{target} already exists; check it with 'siqctl config check {target}' or overwrite with --force")
     try:
@@ -43,9 +44,12 @@ def init(
     except OSError as error:
         fail(f"cannot write {target}: {error.strerror}; choose another place with --path")
     typer.echo(f"Wrote {target}")
-    check_command = "siqctl config check" + (f" {target}" if path else "")
+    searched = target in paths.config_search_path() or (os.environ.get("SIQ_CONFIG") and not path
+                                                         and not context.options.config_file)
+    check_command = "siqctl config check" + ("" if searched else f" {target}")
+    run_command = "siqd run" + ("" if searched else f" --config {target}")
     typer.echo(f"Next: add notification targets under [notify.channels], run '{check_command}'"
-               " and start 'siqd run'.")
+               f" and start '{run_command}'.")
 
 
 @config_app.command("check")

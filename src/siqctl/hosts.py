@@ -132,7 +132,8 @@ def host_text(view: dict, since: str, now: float, dashboard_url: str | None) -> 
     lines = [
         f"{host['name']}: {view['state']}, last seen {render.ago(host['last_seen'], now)}, "
         f"siqd {host['version'] or '?'} every {format_duration(host['interval'] or 0)}",
-        "Now: " + "  ".join(f"{label} {text}" for label, text in (
+        ("Now: " if view["state"] != "silent" else f"Last readings ({render.ago(host['last_seen'], now)}): ")
+        + "  ".join(f"{label} {text}" for label, text in (
             ("cpu", format_value(values["cpu_percent"], "%")),
             ("memory", format_value(values["memory_used_percent"], "%")),
             ("swap", format_value(values["swap_used_percent"], "%")),
@@ -149,7 +150,7 @@ def host_text(view: dict, since: str, now: float, dashboard_url: str | None) -> 
     for name, chart in zip(names, charts):
         highs = [bucket[2] for bucket in chart["buckets"] if bucket is not None]
         peak = format_value(max(highs), chart["unit"]) if highs else "-"
-        lines.append(f"  {name:<{name_width}}  {render.sparkline(chart['buckets'], chart['unit'])}  "
+        lines.append(f"  {name:<{name_width}}  {render.sparkline(chart['buckets'], chart['unit'], chart['metric'])}  "
                      f"now {format_value(chart['now'], chart['unit'])}, max {peak}")
     if not charts:
         lines.append("  no samples in this window")
@@ -190,8 +191,10 @@ def host_text(view: dict, since: str, now: float, dashboard_url: str | None) -> 
 
 
 def _incident_line(incident, now: float) -> str:
+    when = f"opened {render.ago(incident.opened_at, now)}" if incident.closed_at is None else \
+        f"{incident.status} {render.ago(incident.closed_at, now)}"
     return (f"  #{incident.id} {incident.severity:<8} {render.shorten(render.summary_text(incident), 50):<50} "
-            f"{incident.rule}, opened {render.ago(incident.opened_at, now)}")
+            f"{incident.rule}, {when}")
 
 
 def register(app: typer.Typer) -> None:

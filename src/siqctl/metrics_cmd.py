@@ -36,25 +36,32 @@ def metrics(
             fail(f"invalid --label {item!r}; expected KEY=VALUE such as mount=/", USAGE)
         label_filter[key] = value
     try:
-        start = time.time() - parse_duration(since)
+        window = parse_duration(since)
     except DurationError as error:
         fail(f"invalid --since: {error}", USAGE)
+    if window <= 0:
+        fail(f"--since {since} is empty; give a window such as 30m or 6h", USAGE)
+    now = time.time()
+    start = now - window
     store = context.store(create=False)
     # Past the raw retention only 5-minute roll-ups remain, so longer windows use them.
-    rolled = time.time() - start > context.config().retention_raw
+    rolled = window > context.config().retention_raw
     if store.get_host(host) is None:
         fail(f"host {host!r} has not reported to this store; list hosts with 'siqctl hosts'")
     found = {}
-    source = store.series_rollups(host, metric, start) if rolled else store.series_samples(host, metric, start)
+    source = _five_minute_buckets(store, host, metric, start, now) if rolled else \
+        store.series_samples(host, metric, start)
     for labels_text, points in source.items():
         labels = labels_of(labels_text)
         if all(labels.get(key) == value for key, value in label_filter.items()):
             found[labels_text] = points
+    # A plugin's performance data carries its own unit per series; the catalog has none for it.
+    units = store.series_units(host, metric)
     unit = CATALOG[metric].unit
     if as_json:
         typer.echo(render.to_json([
-            {"host": host, "metric": metric, "labels": labels_of(key), "unit": unit, "resolution": "5m" if rolled else "raw",
-             "samples": [_point_data(point) for point in points]}
+            {"host": host, "metric": metric, "labels": labels_of(key), "unit": units.get(key) or unit,
+             "resolution": "5m" if rolled else "raw", "samples": [_point_data(point) for point in points]}
             for key, points in found.items()
         ]))
         return
@@ -75,8 +82,18 @@ def metrics(
         what = f"{len(points)} 5-minute roll-ups (min / avg / max)" if rolled else f"{len(points)} samples"
         typer.echo(f"{metric} on {host}" + (f" ({key})" if key else "") + f", {what}:")
         for point in points:
-            values = " / ".join(format_value(value, unit) for value in point[1:])
+            values = " / ".join(format_value(value, units.get(key) or unit) for value in point[1:])
             typer.echo(f"  {render.local_time(point[0])}  {values}")
+
+
+def _five_minute_buckets(store, host: str, metric: str, start: float, now: float) -> dict[str, list[tuple]]:
+    """Return (bucket start, min, avg, max) per series: roll-ups, then the newest minutes from raw samples."""
+    from siqd.hostview import ROLLUP_SECONDS, history
+
+    window = history(store, host, start, now, int((now - start) // ROLLUP_SECONDS), (metric,))
+    return {labels: [(window["start"] + index * window["step"], *bucket)
+                     for index, bucket in enumerate(buckets) if bucket is not None]
+            for (_, labels), buckets in window["series"].items()}
 
 
 def _point_data(point: tuple) -> dict:

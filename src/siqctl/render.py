@@ -36,21 +36,28 @@ def series_text(incident: Incident) -> str:
 SPARK_MARKS = "▁▂▃▄▅▆▇█"
 
 
-def sparkline(buckets: list, unit: str) -> str:
+def sparkline(buckets: list, unit: str, metric: str = "") -> str:
     """Draw bucket averages as one line of block marks; a blank is a bucket with no samples.
 
-    Percentages are drawn on 0–100 so a flat 5% looks low; other units on 0 to the window's highest average.
+    Percentages are drawn on 0-100, so a flat 5% looks low, and load per
+    core on 0 to at least 1 (one busy core each). Other units span the
+    window's lowest to highest average, so a flat line is drawn low.
     """
     means = [bucket[1] for bucket in buckets if bucket is not None]
-    top = 100.0 if unit == "%" else max(means, default=0.0)
+    if unit == "%":
+        low, top = 0.0, 100.0
+    elif metric.startswith("load."):
+        low, top = 0.0, max(means + [1.0])
+    else:
+        low, top = min(means, default=0.0), max(means, default=0.0)
     marks = []
     for bucket in buckets:
         if bucket is None:
             marks.append(" ")
-        elif top <= 0:
+        elif top <= low:
             marks.append(SPARK_MARKS[0])
         else:
-            share = min(max(bucket[1] / top, 0.0), 1.0)
+            share = min(max((bucket[1] - low) / (top - low), 0.0), 1.0)
             marks.append(SPARK_MARKS[min(int(share * len(SPARK_MARKS)), len(SPARK_MARKS) - 1)])
     return "".join(marks)
 

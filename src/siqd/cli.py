@@ -35,6 +35,9 @@ def _parser() -> argparse.ArgumentParser:
                                   description="Send due notifications once. siqd run starts this itself.")
     deliver.add_argument("--config", metavar="FILE", help="config file, as for 'siqd run'")
     deliver.add_argument("--store", metavar="URL", help="store location, overriding the config's 'store'")
+    # siqd run starts its worker with this: the running config's [notify] settings arrive as JSON on
+    # stdin, so deliveries go on while the file on disk has an error that a reload rejected.
+    deliver.add_argument("--notify-settings-stdin", action="store_true", help=argparse.SUPPRESS)
     return parser
 
 
@@ -51,6 +54,22 @@ def main(argv: list[str] | None = None) -> None:
     sys.exit(_run(args))
 
 
+def _worker_config(args):
+    """Build the delivery worker's config from the [notify] settings its siqd sends on stdin."""
+    import json
+    from pathlib import Path
+
+    from siqd.config import Config, ConfigError, NotifySettings
+
+    try:
+        data = json.loads(sys.stdin.read())
+        notify = NotifySettings(**data["notify"])
+    except (ValueError, KeyError, TypeError) as error:
+        raise ConfigError("stdin", "notify", f"invalid settings from siqd run: {error}") from None
+    return Config(path=Path(args.config) if args.config else None, host=data.get("host", ""),
+                  store=data.get("store", ""), log_level=data.get("log_level", "info"), notify=notify)
+
+
 def _run(args) -> int:
     from siqd.config import ConfigError, checked_store, find_config_file, load_config
     from siqd.buffer import BufferError
@@ -58,7 +77,10 @@ def _run(args) -> int:
     from siqd.store import StoreError, StoreUnavailable, open_store
 
     try:
-        config = load_config(find_config_file(args.config))
+        if getattr(args, "notify_settings_stdin", False):
+            config = _worker_config(args)
+        else:
+            config = load_config(find_config_file(args.config))
         store_override = args.store or os.environ.get("SIQ_STORE")
         if store_override:
             config.store = checked_store(store_override, "--store" if args.store else "SIQ_STORE")

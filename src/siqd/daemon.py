@@ -7,6 +7,7 @@ stay in the daemon's memory for good, and a receiver that hangs must not
 delay sampling.
 """
 
+import json
 import logging
 import os
 import signal
@@ -553,7 +554,19 @@ class Daemon(BackgroundWork):
         # The daemon's store (it may come from --store), by environment because
         # a PostgreSQL URL can hold a password and command lines are public.
         env = dict(os.environ, SIQ_STORE=self.config.store)
-        self.worker = subprocess.Popen(command, stdin=subprocess.DEVNULL, env=env)
+        # The worker gets the running config's [notify] settings on stdin instead of
+        # reading the file, which may hold an edit that a reload rejected.
+        command.append("--notify-settings-stdin")
+        settings = json.dumps({"host": self.config.host, "store": self.config.store,
+                               "log_level": self.config.log_level,
+                               "notify": {name: getattr(self.config.notify, name)
+                                          for name in self.config.notify._field_names}})
+        self.worker = subprocess.Popen(command, stdin=subprocess.PIPE, env=env)
+        try:
+            self.worker.stdin.write(settings.encode())
+            self.worker.stdin.close()
+        except OSError as error:  # the worker exited at once and logged the reason to stderr
+            log_event(logger, WARNING, "delivery_worker_failed", pid=self.worker.pid, error=error)
         self.worker_started = time.monotonic()
 
     # -- the loop -------------------------------------------------------------------------

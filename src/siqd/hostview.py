@@ -14,6 +14,9 @@ from siqd.store.base import Store, labels_of
 
 ROLLUP_SECONDS = 300.0
 GROWTH_WINDOW = 6 * 3600.0
+# A mount's "full in" needs this much history; under SHORT_HISTORY it is fitted to raw samples.
+MIN_FORECAST_SPAN = 600.0
+SHORT_HISTORY = 3600.0
 # Series not written in this many of the host's intervals are gone (an unmounted disk).
 CURRENT_INTERVALS = 2.5
 # Metrics the mount table shows instead of a chart of their own.
@@ -105,7 +108,7 @@ def mount_table(store: Store, host: str, now: float, current: dict) -> list[dict
         bytes_points = _points(window, "disk.used_bytes", labels)
         growth_points = value - percent_points[0][1] if percent_points else None
         growth_bytes = used_bytes[1] - bytes_points[0][1] if used_bytes and bytes_points else None
-        eta = forecast_eta(percent_points + [(ts, value)], 100.0, now, GROWTH_WINDOW)
+        eta = _full_in(store, host, labels, percent_points + [(ts, value)], now)
         mounts.append({
             "mount": mount,
             "used_percent": value,
@@ -118,9 +121,25 @@ def mount_table(store: Store, host: str, now: float, current: dict) -> list[dict
     return mounts
 
 
+def _full_in(store: Store, host: str, labels: str, points: list[tuple[float, float]], now: float) -> float | None:
+    """Return seconds until a mount is full at the pace of the last 6 hours, or of all its history if shorter.
+
+    A host that has reported for less than an hour has too few 5-minute
+    buckets for a fit, so its raw samples are used instead.
+    """
+    span = now - points[0][0] if points else 0.0
+    if span < SHORT_HISTORY:
+        raw = store.series_samples(host, "disk.used_percent", now - SHORT_HISTORY).get(labels, [])
+        if raw:
+            points, span = raw, now - raw[0][0]
+    if span < MIN_FORECAST_SPAN:
+        return None
+    eta = forecast_eta(points, 100.0, now, min(span, GROWTH_WINDOW))
+    return eta if eta is not None and eta != float("inf") else None
+
+
 def mount_cells(mount: dict) -> tuple[str, str, str, str, str, str]:
     """Return a mount-table row as text: mount, used %, used size, 6-hour growth, full in, inodes %."""
-    from siqd.durations import format_duration
     from siqd.metrics import format_bytes, format_value
 
     growth = "-"
@@ -134,9 +153,18 @@ def mount_cells(mount: dict) -> tuple[str, str, str, str, str, str]:
         format_value(mount["used_percent"], "%"),
         format_bytes(mount["used_bytes"]) if mount["used_bytes"] is not None else "-",
         growth,
-        format_duration(mount["full_in_seconds"]) if mount["full_in_seconds"] is not None else "-",
+        _rounded_duration(mount["full_in_seconds"]),
         format_value(mount["inodes_used_percent"], "%"),
     )
+
+
+def _rounded_duration(seconds: float | None) -> str:
+    """Format a forecast to the minute once it is an hour or more away: "2h", not "2h11s"."""
+    from siqd.durations import format_duration
+
+    if seconds is None:
+        return "-"
+    return format_duration(round(seconds / 60) * 60 if seconds >= 3600 else seconds)
 
 
 def _points(window: dict, metric: str, labels: str) -> list[tuple[float, float]]:

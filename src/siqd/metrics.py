@@ -63,6 +63,8 @@ def format_value(value: float | None, unit: str) -> str:
     if unit == "s":
         from siqd.durations import format_duration
 
+        if 0 < abs(value) < 1:  # check latencies: "68 µs", "120 ms", not "0s"
+            return f"{value * 1e6:.0f} µs" if abs(value) < 0.001 else f"{value * 1000:.0f} ms"
         return format_duration(value)
     if float(value).is_integer():
         return f"{int(value)}{unit}"

@@ -2,13 +2,16 @@
 
 Every step (connect, TLS handshake, request, each read of the body) gets
 the time left until the check's timeout as its socket timeout, so a
-server that accepts and never responds ends the run at the timeout.
+server that accepts and never responds ends the run at the timeout. A
+server that trickles its response a byte at a time never trips a socket
+timeout, so a timer also shuts the socket down when the timeout passes.
 """
 
 import http.client
 import re
 import socket
 import ssl
+import threading
 import time
 from datetime import datetime, timezone
 from urllib.parse import urljoin, urlsplit
@@ -317,7 +320,7 @@ def exchange(url: str, method: str, options: HttpOptions, deadline: float, timeo
     where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     headers = {"User-Agent": USER_AGENT, "Connection": "close", **options.headers}
-    phase = "connecting"
+    phase = ["connecting"]  # the step under way, which _read_answer updates, for the failure reason
     connection = None
     try:
         if https:
@@ -327,35 +330,22 @@ def exchange(url: str, method: str, options: HttpOptions, deadline: float, timeo
             connection = http.client.HTTPConnection(host, port, timeout=_remaining(deadline))
         connection.connect()
         sock = connection.sock
-        cert_expires = None
-        if https:
-            cert = sock.getpeercert()
-            if cert and cert.get("notAfter"):
-                cert_expires = float(ssl.cert_time_to_seconds(cert["notAfter"]))
-        phase = "waiting for the response"
-        sock.settimeout(_remaining(deadline))
-        connection.request(method, target, headers=headers)
-        sock.settimeout(_remaining(deadline))
-        response = connection.getresponse()
-        phase = "reading the body"
-        body = bytearray()
-        # The response closes the socket once it has read the whole body.
-        while len(body) <= BODY_LIMIT and not response.isclosed():
-            sock.settimeout(_remaining(deadline))
-            chunk = response.read(min(65536, BODY_LIMIT + 1 - len(body)))
-            if not chunk:
-                break
-            body += chunk
-        truncated = len(body) > BODY_LIMIT
-        del body[BODY_LIMIT:]
-        charset = response.headers.get_content_charset() or "utf-8"
+        expired = threading.Event()
+        watchdog = threading.Timer(_remaining(deadline), _expire, args=(sock, expired))
+        watchdog.daemon = True
+        watchdog.start()
         try:
-            text = bytes(body).decode(charset, errors="replace")
-        except LookupError:
-            text = bytes(body).decode("utf-8", errors="replace")
-        return Answer(response.status, response.getheader("Location"), text, truncated, cert_expires)
+            return _read_answer(connection, sock, method, target, headers, https, deadline, phase)
+        except (OSError, http.client.HTTPException):
+            if expired.is_set():
+                raise TimeoutError from None
+            raise
+        finally:
+            watchdog.cancel()
+            if expired.is_set():  # a body cut short by the watchdog reads as complete; it is not
+                raise TimeoutError from None
     except TimeoutError:
-        raise _Failed(f"timed out after {format_timeout(timeout)} {phase} ({where})") from None
+        raise _Failed(f"timed out after {format_timeout(timeout)} {phase[0]} ({where})") from None
     except ssl.SSLCertVerificationError as error:
         raise _Failed(certificate_problem(host, error.verify_code, error.verify_message)) from None
     except ssl.SSLError as error:
@@ -363,7 +353,7 @@ def exchange(url: str, method: str, options: HttpOptions, deadline: float, timeo
     except ConnectionRefusedError:
         raise _Failed(f"connection refused by {where}") from None
     except ConnectionResetError:
-        raise _Failed(f"connection reset by {where} while {phase}") from None
+        raise _Failed(f"connection reset by {where} while {phase[0]}") from None
     except http.client.RemoteDisconnected:
         raise _Failed(f"{where} closed the connection without a response") from None
     except http.client.HTTPException as error:
@@ -371,10 +361,51 @@ def exchange(url: str, method: str, options: HttpOptions, deadline: float, timeo
     except socket.gaierror as error:
         raise _Failed(f"cannot resolve {host!r}: {error.strerror}") from None
     except OSError as error:
-        raise _Failed(f"connection to {where} failed while {phase}: {error.strerror or error}") from None
+        raise _Failed(f"connection to {where} failed while {phase[0]}: {error.strerror or error}") from None
     finally:
         if connection is not None:
             connection.close()
+
+
+def _expire(sock, expired: threading.Event) -> None:
+    """Shut a socket down from the watchdog timer, which wakes the read that is waiting on it."""
+    expired.set()
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+
+
+def _read_answer(connection, sock, method: str, target: str, headers: dict, https: bool, deadline: float,
+                 phase: list[str]) -> Answer:
+    """Send the request on a connected socket and read the response, up to BODY_LIMIT bytes of body."""
+    cert_expires = None
+    if https:
+        cert = sock.getpeercert()
+        if cert and cert.get("notAfter"):
+            cert_expires = float(ssl.cert_time_to_seconds(cert["notAfter"]))
+    phase[0] = "waiting for the response"
+    sock.settimeout(_remaining(deadline))
+    connection.request(method, target, headers=headers)
+    sock.settimeout(_remaining(deadline))
+    response = connection.getresponse()
+    phase[0] = "reading the body"
+    body = bytearray()
+    # The response closes the socket once it has read the whole body.
+    while len(body) <= BODY_LIMIT and not response.isclosed():
+        sock.settimeout(_remaining(deadline))
+        chunk = response.read(min(65536, BODY_LIMIT + 1 - len(body)))
+        if not chunk:
+            break
+        body += chunk
+    truncated = len(body) > BODY_LIMIT
+    del body[BODY_LIMIT:]
+    charset = response.headers.get_content_charset() or "utf-8"
+    try:
+        text = bytes(body).decode(charset, errors="replace")
+    except LookupError:
+        text = bytes(body).decode("utf-8", errors="replace")
+    return Answer(response.status, response.getheader("Location"), text, truncated, cert_expires)
 
 
 def certificate_problem(host: str, code: int, message: str) -> str:

@@ -34,25 +34,22 @@ class DeliveryReport:
 _SOCKET_REASON = re.compile(r"\[Errno -?\d+\] ([^\"'\)]+)|(Read timed out|timed out)")
 
 
-class _CaptureApprise(logging.Handler):
+class _CaptureApprise:
     """Collect what Apprise logs during one send: it reports failures only there.
 
-    Its warning reports that a send failed. The reason (connection refused,
-    a timeout) is only in a debug line that starts with "Socket Exception".
+    Apprise calls it with each log entry of this one notify() call, whatever
+    thread the plugin ran in. Its warning reports that a send failed. The
+    reason (connection refused, a timeout) is only in a debug line that
+    starts with "Socket Exception".
     """
 
     def __init__(self):
-        super().__init__(logging.DEBUG)
         self.messages: list[str] = []
         self.reasons: list[str] = []
-        # Sends to different targets run in parallel threads; each keeps to its own.
-        self.thread = threading.get_ident()
 
-    def emit(self, record: logging.LogRecord) -> None:
-        if record.thread != self.thread:
-            return
-        message = record.getMessage()
-        if record.levelno >= logging.WARNING:
+    def __call__(self, entry, service=None) -> None:
+        message = entry.message
+        if entry.level in ("WARNING", "ERROR", "CRITICAL"):
             self.messages.append(message)
         elif "Exception" in message:
             match = _SOCKET_REASON.search(message)
@@ -92,18 +89,19 @@ def send_message(url: str, title: str, body: str, notify_type: str, timeout: flo
     import apprise
 
     capture = _CaptureApprise()
+    # Apprise's logger drops debug lines before the capture gets them, and the
+    # reason is in one. Its lines go to the delivery record, not to stderr.
     apprise_logger = logging.getLogger("apprise")
-    apprise_logger.addHandler(capture)
     apprise_logger.setLevel(logging.DEBUG)
+    apprise_logger.propagate = False
     try:
         sender = apprise.Apprise()
         if not sender.add(url):
             return "invalid Apprise URL; check it with 'siqctl config check'"
-        result = sender.notify(body=body, title=title, notify_type=notify_type, timeout=timeout)
+        result = sender.notify(body=body, title=title, notify_type=notify_type, timeout=timeout,
+                               log_callback=capture, log_level=logging.DEBUG)
     except Exception as error:  # Apprise plugins raise assorted errors; each is a failed delivery
         return scrub(f"{type(error).__name__}: {error}", url)
-    finally:
-        apprise_logger.removeHandler(capture)
     if result:
         return None
     return scrub(capture.error_text(f"delivery failed ({getattr(result, 'status', result)})"), url)

@@ -39,6 +39,8 @@ def summary_text(incident: Incident) -> str:
         return incident.title
     if incident.reason:
         return incident.reason
+    if incident.metric == "host.silent_seconds":
+        return f"host silent: no report for {format_duration(incident.value or 0)} when it opened"
     where = ",".join(f"{key}={value}" for key, value in sorted(incident.labels.items()))
     prefix = f"{where} " if where else ""
     threshold = format_value(incident.threshold, incident.unit)

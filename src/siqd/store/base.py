@@ -355,6 +355,11 @@ class Store:
             (host, metric),
         )
 
+    def series_units(self, host: str, metric: str) -> dict[str, str]:
+        """Return the unit each series of a metric on a host was written with, keyed by labels text."""
+        return {row["labels"]: row["unit"] for row in self.rows(
+            "SELECT labels, unit FROM series WHERE host = ? AND metric = ?", (host, metric))}
+
     def latest_samples(self, host: str | None = None) -> list[dict]:
         """Return the newest sample of every series, of one host or of all: host, metric, labels, unit, ts, value."""
         where = "WHERE r.host = ? " if host is not None else ""

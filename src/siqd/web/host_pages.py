@@ -75,13 +75,17 @@ def host_page(store: Store, config: Config, now: float, name: str, since: str | 
         f'<h1>{esc(host["name"])} <span class="badge {view["state"]}">{view["state"]}</span></h1>',
         f'<p class="muted">Last seen {ago(host["last_seen"], now)}; siqd {esc(host["version"] or "?")} '
         f'every {esc(format_duration(host["interval"] or 0))}.</p>',
+        f'<p class="muted">The host is silent: these are its last readings, from '
+        f'{ago(host["last_seen"], now)}.</p>' if view["state"] == "silent" else "",
         _tiles(view["now"]),
-        _window_links(host["name"], window_text),
-        _charts(view),
-        '<h2 id="disks">Disks</h2>', _mounts(view["mounts"]),
+        # What is wrong and which disk is filling come before the charts, so a
+        # phone shows them without scrolling past every chart.
         f'<h2 id="incidents">Open incidents ({len(view["open_incidents"])})</h2>',
         incidents_table(view["open_incidents"], now, show_host=False) if view["open_incidents"] else
         '<p class="muted">None.</p>',
+        '<h2 id="disks">Disks</h2>', _mounts(view["mounts"]),
+        _window_links(host["name"], window_text),
+        _charts(view),
         f"<h2>Closed in the last {esc(window_text)} ({len(view['recent_incidents'])})</h2>",
         incidents_table(view["recent_incidents"], now, show_host=False) if view["recent_incidents"] else
         '<p class="muted">None.</p>',
