@@ -507,3 +507,24 @@ def test_init_writes_where_siqctl_reads(siq, tmp_path):
     assert result.returncode == 0, result.stderr
     assert flagged.exists()
     assert f"siqd run --config {flagged}" in result.stdout
+
+
+def test_missing_key_names_likely_misspelling():
+    from siqd.config import ConfigError, parse_config
+
+    with pytest.raises(ConfigError) as caught:
+        parse_config({"rule": [{"name": "cpu", "metrc": "cpu.percent", "above": 90}]}, "siq.toml")
+    assert str(caught.value) == ("siq.toml: rule[cpu].metric: missing; expected a string "
+                                 "(found 'metrc': is it misspelled?)")
+
+
+def test_world_readable_check_credentials_warn(tmp_path):
+    from siqd.config import load_config
+
+    path = tmp_path / "siq.toml"
+    path.write_text('[[check]]\nname = "api"\ntype = "http"\nurl = "http://127.0.0.1:9/"\n'
+                    'headers = { Authorization = "Bearer abcdefgh12345678" }\n')
+    path.chmod(0o644)
+    assert any("headers of check 'api'" in warning for warning in load_config(path).warnings)
+    path.chmod(0o600)
+    assert load_config(path).warnings == []

@@ -91,7 +91,7 @@ def _text(data: dict, daemon: dict | None, host: dict | None, oldest, now: float
         ("siqd", running),
         ("host", sample),
         ("outbox", backlog),
-        ("store", f"{store['kind']} {store['location']}, {format_bytes(store['size_bytes'])}, {schema}"),
+        ("store", f"{store['location']}, {format_bytes(store['size_bytes'])}, {schema}"),
         ("config", data["config"]),
     ]
     return "\n".join(f"{name + ':':<8}{text}" for name, text in lines)

@@ -175,8 +175,15 @@ class _Table:
     def string(self, name: str, default: str | None = None, required: bool = False) -> str | None:
         value = self.get(name, str, "a string", default)
         if required and value is None:
-            raise self.error(name, "missing; expected a string")
+            raise self.error(name, "missing; expected a string" + self._misspelling_of(name))
         return value
+
+    def _misspelling_of(self, name: str) -> str:
+        """Name a key in the table that looks like a misspelling of the missing key `name`, if there is one."""
+        import difflib
+
+        close = difflib.get_close_matches(name, [key for key in self.data if key not in self.seen], n=1)
+        return f" (found {close[0]!r}: is it misspelled?)" if close else ""
 
     def number(self, name: str, default: float | None = None) -> float | None:
         return self.get(name, float, "a number", default)
@@ -635,6 +642,14 @@ def load_config(path: Path | None) -> Config:
                 f"a token) and is readable by every user; "
                 f"run: chmod o-r {source}"
             )
+    secret_headers = [check.name for check in config.checks
+                      if any(re.search(r"auth|cookie|token|key|secret|pass", header, re.IGNORECASE)
+                             for header in getattr(check.options, "headers", None) or {})]
+    if secret_headers and path.stat().st_mode & stat.S_IROTH:
+        config.warnings.append(
+            f"{source} sends credentials in the headers of check {secret_headers[0]!r} and is readable by "
+            f"every user; run: chmod o-r {source}"
+        )
     if config.web_token is not None and path.stat().st_mode & stat.S_IROTH:
         config.warnings.append(
             f"{source} contains web.token, the dashboard's secret, and is readable by every user; "

@@ -190,7 +190,7 @@ def send_storm_groups(store: Store, config: Config, clock, report: DeliveryRepor
         title = f"[STORM] {len(claimed)} incidents opened in the last {format_duration(settings.storm_window)}"
         lines = [f"{len(claimed)} incidents opened at once; each is recorded. Newest last:"]
         for note in claimed:
-            lines.append(f"- #{note.incident_id} {note.title}")
+            lines.append(f"- {note.title}")
         lines.append("List them: siqctl incidents list")
         body = "\n".join(lines) + "\n\n(siq notifications " + ", ".join(str(note.id) for note in claimed) + ")"
         started = clock()
