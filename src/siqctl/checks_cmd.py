@@ -42,12 +42,9 @@ def checks(
         where = f" on hosts matching {host!r}" if host is not None else ""
         typer.echo(f"No check results{where}; add [[check]] tables to the config and run 'siqd run'.")
         return
-    from tabulate import tabulate
-
     table = [(row["host"], row["name"], row["kind"], STATUS_WORDS.get(row["status"], "unknown"), row["reason"],
               render.ago(row["ts"], now)) for row in rows]
-    typer.echo(tabulate(table, headers=("HOST", "CHECK", "TYPE", "STATUS", "REASON", "RESULT FROM"),
-                        tablefmt="simple", disable_numparse=True))
+    typer.echo(render.table(table, headers=("HOST", "CHECK", "TYPE", "STATUS", "REASON", "RESULT FROM")))
 
 
 def register(app: typer.Typer) -> None:

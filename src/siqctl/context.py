@@ -2,7 +2,6 @@
 
 import os
 import sys
-from dataclasses import dataclass
 
 import typer
 
@@ -13,8 +12,9 @@ FAILED = 1
 USAGE = 2
 
 
-@dataclass
 class Options:
+    """The global options, set by the callback in siqctl.main before any command runs."""
+
     config_file: str | None = None
     store: str | None = None
 

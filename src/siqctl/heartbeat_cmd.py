@@ -131,15 +131,12 @@ def heartbeats(as_json: bool = typer.Option(False, "--json", help="print JSON"))
         typer.echo(render.to_json([{key: value for key, value in row.items() if not key.startswith("_")}
                                    for row in rows]))
         return
-    from tabulate import tabulate
-
     table = []
     for row in rows:
         state = row["state"] + (f" (#{row['incident']})" if row["incident"] else "")
         table.append((row["name"], row["host"], row["schedule"], render.ago(row["_last_run_epoch"], now),
                       _result_text(row["last_result"]), state))
-    typer.echo(tabulate(table, headers=("HEARTBEAT", "HOST", "SCHEDULE", "LAST RUN", "LAST RESULT", "STATE"),
-                        tablefmt="simple", disable_numparse=True))
+    typer.echo(render.table(table, headers=("HEARTBEAT", "HOST", "SCHEDULE", "LAST RUN", "LAST RESULT", "STATE")))
     notes = [f"{row['name']}: {row['reason']}" for row in rows if row["state"] in ("late", "failed", "stuck")]
     notes += [f"{row['name']}: siqd on {row['host']} has not started watching it, so nothing alerts on it yet; "
               "run siqd there with this [[heartbeat]] in its config" for row in rows if row["watched_since"] is None]

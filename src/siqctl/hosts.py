@@ -38,8 +38,6 @@ def hosts(as_json: bool = typer.Option(False, "--json", help="print JSON")):
     if not found:
         typer.echo("No host has reported yet; start 'siqd run' on each host.")
         return
-    from tabulate import tabulate
-
     from siqd.metrics import format_value
 
     rows = []
@@ -49,8 +47,7 @@ def hosts(as_json: bool = typer.Option(False, "--json", help="print JSON")):
         rows.append((host["name"], states[host["name"]], render.ago(host["last_seen"], now), host["open_incidents"],
                      format_value(values["cpu_percent"], "%"), format_value(values["memory_used_percent"], "%"),
                      f"{format_value(disk['used_percent'], '%')} {disk['mount']}" if disk else "-"))
-    typer.echo(tabulate(rows, headers=("HOST", "STATE", "LAST SEEN", "OPEN", "CPU", "MEMORY", "WORST DISK"),
-                        tablefmt="simple", disable_numparse=True))
+    typer.echo(render.table(rows, headers=("HOST", "STATE", "LAST SEEN", "OPEN", "CPU", "MEMORY", "WORST DISK")))
 
 
 @host_app.command("show")
@@ -156,12 +153,9 @@ def host_text(view: dict, since: str, now: float, dashboard_url: str | None) -> 
         lines.append("  no samples in this window")
 
     lines += ["", "Disks (growth over the last 6h; 'full in' at that pace):"]
-    from tabulate import tabulate
-
     rows = [hostview.mount_cells(mount) for mount in view["mounts"]]
     if rows:
-        table = tabulate(rows, headers=("MOUNT", "USED", "USED SIZE", "6H GROWTH", "FULL IN", "INODES"),
-                         tablefmt="simple", disable_numparse=True)
+        table = render.table(rows, headers=("MOUNT", "USED", "USED SIZE", "6H GROWTH", "FULL IN", "INODES"))
         lines += ["  " + line for line in table.splitlines()]
     else:
         lines.append("  no mounts reported")

@@ -96,13 +96,10 @@ def _list_recurring(store, since: float, limit: int, as_json: bool) -> None:
     if not rows:
         typer.echo("No series had more than one incident in this period.")
         return
-    from tabulate import tabulate
-
     table = [(row["host"], row["rule"], render.series_label(row["series"]), row["incidents"],
               f"#{row['latest_id']} {row['latest_status']}", render.shorten(row["last_resolution"] or "-", 50))
              for row in rows]
-    typer.echo(tabulate(table, headers=("HOST", "RULE", "SERIES", "INCIDENTS", "LATEST", "LAST FIX"),
-                        tablefmt="simple", disable_numparse=True))
+    typer.echo(render.table(table, headers=("HOST", "RULE", "SERIES", "INCIDENTS", "LATEST", "LAST FIX")))
 
 
 def _last_resolution(store, entry: dict) -> str | None:

@@ -1,14 +1,31 @@
 """The siqctl entry point: global options and the command list."""
 
+import importlib
+import sys
+
 import typer
 
-from siqctl import disk_cmd
-from siqctl import checks_cmd
-from siqctl import heartbeat_cmd
-from siqctl import (
-    config_cmds, context, hosts, incidents, metrics_cmd, notify_cmd, report, review, rules_cmd, silences_cmd,
-    status_cmd, top,
-)
+from siqctl import context
+
+# Each command module and the commands it registers, in the order of `siqctl --help`.
+COMMAND_MODULES = {
+    "incidents": ("incidents", "resolve", "ignore", "reopen", "comment", "open"),
+    "review": ("review",),
+    "report": ("report",),
+    "hosts": ("hosts", "host"),
+    "disk_cmd": ("disk",),
+    "rules_cmd": ("rules",),
+    "checks_cmd": ("checks",),
+    "heartbeat_cmd": ("heartbeat", "run", "heartbeats"),
+    "silences_cmd": ("silence",),
+    "notify_cmd": ("notify",),
+    "metrics_cmd": ("metrics",),
+    "top": ("top",),
+    "status_cmd": ("status",),
+    "config_cmds": ("init", "config"),
+}
+# Global options that take a value, to find the command name after them.
+VALUE_OPTIONS = ("--config", "-c", "--store")
 
 app = typer.Typer(
     help="siq's command line: list, show, resolve, ignore, comment on, reopen and open incidents; "
@@ -41,21 +58,33 @@ def global_options(
     context.options.store = store
 
 
-incidents.register(app)
-review.register(app)
-report.register(app)
-hosts.register(app)
-disk_cmd.register(app)
-rules_cmd.register(app)
-checks_cmd.register(app)
-heartbeat_cmd.register(app)
-silences_cmd.register(app)
-notify_cmd.register(app)
-metrics_cmd.register(app)
-top.register(app)
-status_cmd.register(app)
-config_cmds.register(app)
+
+
+def register_commands(args: list[str]) -> None:
+    """Register the module of the command in `args`, or every module for help and unknown commands.
+
+    Loading one command module instead of all of them, and building only
+    its commands, keeps siqctl's start-up short.
+    """
+    command = _command_name(args)
+    modules = [module for module, names in COMMAND_MODULES.items() if command in names] or list(COMMAND_MODULES)
+    for module in modules:
+        importlib.import_module(f"siqctl.{module}").register(app)
+
+
+def _command_name(args: list[str]) -> str | None:
+    index = 0
+    while index < len(args):
+        arg = args[index]
+        if arg in VALUE_OPTIONS:
+            index += 2
+        elif arg.startswith("-"):
+            index += 1
+        else:
+            return arg
+    return None
 
 
 def main() -> None:
+    register_commands(sys.argv[1:])
     app()

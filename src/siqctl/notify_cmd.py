@@ -27,8 +27,6 @@ def status(as_json: bool = typer.Option(False, "--json", help="print JSON")):
     if not data:
         typer.echo("All notifications were delivered; none is failing.")
         return
-    from tabulate import tabulate
-
     rows = []
     for note in failing:
         state = "given up" if note.status == "given_up" else f"retry {render.ago(note.next_attempt_at, now)}" \
@@ -37,8 +35,8 @@ def status(as_json: bool = typer.Option(False, "--json", help="print JSON")):
             state += ", sent to fallback"
         rows.append((f"#{note.id}", f"#{note.incident_id}", note.kind, note.channel, note.target_masked,
                      note.attempts, state, render.shorten(note.last_error or "-", 60)))
-    typer.echo(tabulate(rows, headers=("ID", "INCIDENT", "KIND", "CHANNEL", "TARGET", "ATTEMPTS", "STATE",
-                                       "LAST ERROR"), tablefmt="simple", disable_numparse=True))
+    typer.echo(render.table(rows, headers=("ID", "INCIDENT", "KIND", "CHANNEL", "TARGET", "ATTEMPTS", "STATE",
+                                       "LAST ERROR")))
 
 
 def register(app: typer.Typer) -> None:

@@ -33,6 +33,20 @@ def series_text(incident: Incident) -> str:
     return ",".join(f"{key}={value}" for key, value in sorted(incident.labels.items())) or "-"
 
 
+def table(rows, headers) -> str:
+    """Lay rows out under headers in plain columns: a header line, a dashed rule, then the rows.
+
+    The layout is tabulate's "simple" format, written here because importing
+    tabulate costs siqctl about 7 ms on every listing.
+    """
+    cells = [["" if value is None else str(value) for value in row] for row in rows]
+    widths = [max([len(header) + 2] + [len(row[index]) for row in cells]) for index, header in enumerate(headers)]
+    lines = ["  ".join(header.ljust(width) for header, width in zip(headers, widths)).rstrip(),
+             "  ".join("-" * width for width in widths)]
+    lines += ["  ".join(value.ljust(width) for value, width in zip(row, widths)).rstrip() for row in cells]
+    return "\n".join(lines)
+
+
 SPARK_MARKS = "▁▂▃▄▅▆▇█"
 
 
@@ -134,8 +148,6 @@ def to_json(data) -> str:
 
 
 def incidents_table(incidents: list[Incident], now: float | None = None) -> str:
-    from tabulate import tabulate
-
     now = time.time() if now is None else now
     rows = [
         (
@@ -150,7 +162,7 @@ def incidents_table(incidents: list[Incident], now: float | None = None) -> str:
         for incident in incidents
     ]
     headers = ("ID", "SEVERITY", "HOST", "RULE", "WHAT", "OPENED", "STATUS")
-    return tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True)
+    return table(rows, headers=headers)
 
 
 def series_label(series: str) -> str:

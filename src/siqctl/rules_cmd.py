@@ -59,8 +59,6 @@ def rules(
         public = [{key: value for key, value in row.items() if not key.startswith("_")} for row in rows]
         typer.echo(render.to_json({"host": target, "rules": public}))
         return
-    from tabulate import tabulate
-
     table = []
     for row in rows:
         state = row["state"]
@@ -71,7 +69,7 @@ def rules(
         value = format_value(row["value"], unit_of(row["metric"])) if row["value"] is not None else "-"
         table.append((row["rule"], row["series"] or "-", value, state))
     typer.echo(f"Rules of {config.source} on {target}:")
-    typer.echo(tabulate(table, headers=("RULE", "SERIES", "NOW", "STATE"), tablefmt="simple", disable_numparse=True))
+    typer.echo(render.table(table, headers=("RULE", "SERIES", "NOW", "STATE")))
 
 
 def register(app: typer.Typer) -> None:

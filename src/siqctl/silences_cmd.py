@@ -177,8 +177,6 @@ def list_silences(
     if not data:
         typer.echo("No silences.")
         return
-    from tabulate import tabulate
-
     rows = []
     for row, entry in zip(found, data):
         if entry["active"]:
@@ -188,7 +186,7 @@ def list_silences(
         else:
             state = "waiting"
         rows.append((f"#{row['id']}", state, _describe(row), row["created_by"]))
-    typer.echo(tabulate(rows, headers=("ID", "STATE", "SILENCE", "BY"), tablefmt="simple", disable_numparse=True))
+    typer.echo(render.table(rows, headers=("ID", "STATE", "SILENCE", "BY")))
 
 
 @silence_app.command("end")
