@@ -94,7 +94,16 @@ def test_ten_hosts_share_one_database(tmp_path, store_url):
             for number in range(3)
         ]
         assert [writer.wait(60) for writer in writers] == [0, 0, 0]
-        time.sleep(2)
+        # Ten daemons on a busy machine: wait until each has stored three rounds.
+        store = cli.store()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            counts = store.rows("SELECT r.host, COUNT(DISTINCT s.ts) AS rounds FROM samples s "
+                                "JOIN series r ON r.id = s.series_id GROUP BY r.host")
+            if len(counts) == 10 and min(row["rounds"] for row in counts) >= 3:
+                break
+            time.sleep(0.5)
+        store.close()
     finally:
         for daemon in daemons:
             daemon.terminate()
