@@ -91,6 +91,20 @@ def test_tmpfs_elsewhere_included(tmpfs):
     assert len(inodes) == 1
 
 
+def test_bind_mount_sampled_once(tmpfs, tmp_path):
+    import subprocess
+
+    copy = tmp_path / "bound"
+    copy.mkdir()
+    subprocess.run(["mount", "--bind", str(tmpfs), str(copy)], check=True)
+    try:
+        mounts = HostCollector(DiskSettings()).monitored_mounts()
+    finally:
+        subprocess.run(["umount", str(copy)], check=False)
+    assert str(tmpfs) in mounts
+    assert str(copy) not in mounts
+
+
 def test_skip_lists_configurable(tmpfs):
     settings = DiskSettings(skip_mounts=[str(tmpfs)])
     assert str(tmpfs) not in HostCollector(settings).monitored_mounts()

@@ -114,3 +114,30 @@ labels = {{ mount = "{tmpfs}" }}
     finally:
         daemon.send_signal(signal.SIGTERM)
         assert daemon.wait(15) == 0
+
+
+def test_run_rejects_url_apprise_cannot_use(siq):
+    siq.write_config('[notify]\ndefault = ["team"]\n[notify.channels]\nteam = ["nosuchscheme://127.0.0.1/x"]\n')
+    result = siq.siqd("run", timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.strip() == (f"siqd: error: {siq.config_path}: notify.channels.team: Apprise does not "
+                                     "accept the URL 'nosuchscheme://127.0.0.1/****'; check it with 'siqctl config check'")
+
+
+def test_reload_keeps_config_when_apprise_rejects_url(siq, tmp_path, receiver):
+    siq.write_config(f'interval = "1s"\n[notify]\ndefault = ["team"]\n[notify.channels]\nteam = ["{receiver.url()}"]\n')
+    log = tmp_path / "siqd.log"
+    with open(log, "w") as handle:
+        daemon = subprocess.Popen([str(BIN / "siqd"), "run"], env=siq.env(), stderr=handle)
+    try:
+        assert wait_for_text(log, "event=first_round_done", timeout=30)
+        siq.write_config('interval = "1s"\n[notify]\ndefault = ["team"]\n[notify.channels]\n'
+                         'team = ["nosuchscheme://127.0.0.1/x"]\n')
+        daemon.send_signal(signal.SIGHUP)
+        assert wait_for_text(log, "event=reload_failed", timeout=30)
+        line = [line for line in log.read_text().splitlines() if "reload_failed" in line][0]
+        assert "key=notify.channels.team" in line
+        assert "config_reloaded" not in log.read_text()
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        assert daemon.wait(15) == 0

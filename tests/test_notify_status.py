@@ -31,7 +31,7 @@ def test_status_when_all_delivered(siq, receiver):
     receiver.wait_for(1)
     time.sleep(0.5)
     assert siq.siqctl_json("notify", "status") == []
-    assert "none is failing" in siq.siqctl("notify", "status").stdout
+    assert "No notification is failing" in siq.siqctl("notify", "status").stdout
 
 
 def test_failing_channel_falls_back_once(siq, receiver):

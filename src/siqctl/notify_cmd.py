@@ -25,7 +25,8 @@ def status(as_json: bool = typer.Option(False, "--json", help="print JSON")):
         typer.echo(render.to_json(data))
         return
     if not data:
-        typer.echo("All notifications were delivered; none is failing.")
+        typer.echo("No notification is failing: none has a failed attempt or was given up. "
+                   "'siqctl status' shows those still waiting for their first attempt.")
         return
     rows = []
     for note in failing:

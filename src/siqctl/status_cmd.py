@@ -15,8 +15,9 @@ FRESH_INTERVALS = 3
 def status(as_json: bool = typer.Option(False, "--json", help="print JSON")):
     """Show whether the local siqd runs, the age of its last sample, the outbox backlog and the store.
 
-    Exits 1 when siqd is not running here or this host's last sample is older than three intervals,
-    so monitoring scripts can call it. Example: siqctl status
+    Exits 1 when this host's last sample is older than three intervals, or there is none, so
+    monitoring scripts can call it. With cron and siqd run --once, no siqd runs between rounds.
+    Example: siqctl status
     """
     from siqd import pidfile
     from siqd.config import masked_location
@@ -48,7 +49,7 @@ def status(as_json: bool = typer.Option(False, "--json", help="print JSON")):
                   "schema_version": store.schema_version(), "expected_schema_version": SCHEMA_VERSION},
         "config": config.source,
     }
-    healthy = daemon is not None and fresh
+    healthy = fresh
     if as_json:
         typer.echo(render.to_json(data))
     else:
@@ -61,9 +62,12 @@ def _text(data: dict, daemon: dict | None, host: dict | None, oldest, now: float
     from siqd.durations import format_duration
     from siqd.metrics import format_bytes
 
+    fresh = data["host"]["reporting"]
     if daemon is not None:
         since = daemon.get("started_at")
         running = f"running, pid {daemon.get('pid')}" + (f", started {render.ago(since, now)}" if since else "")
+    elif fresh:
+        running = "not running on this machine now; the last sample is recent (siqd run --once from cron?)"
     else:
         running = "not running on this machine (start it with 'siqd run' or 'systemctl start siqd')"
     reporting = data["host"]

@@ -38,6 +38,8 @@ def _parser() -> argparse.ArgumentParser:
     # siqd run starts its worker with this: the running config's [notify] settings arrive as JSON on
     # stdin, so deliveries go on while the file on disk has an error that a reload rejected.
     deliver.add_argument("--notify-settings-stdin", action="store_true", help=argparse.SUPPRESS)
+    # siqd run asks this child which notification URLs Apprise rejects (see siqd/notify/urlcheck.py).
+    commands.add_parser("check-urls")
     return parser
 
 
@@ -45,13 +47,29 @@ def main(argv: list[str] | None = None) -> None:
     # Until the daemon installs its own handler, SIGTERM ends siqd quietly with
     # exit code 0, as it does later: a service manager may stop it at any moment.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    # A reload requested before the daemon listens for it has nothing to reload yet.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     args = _parser().parse_args(argv)
     args.config = getattr(args, "config", None) or args.global_config
     args.store = getattr(args, "store", None) or args.global_store
     if args.command is None:
         _parser().print_help(sys.stderr)
         sys.exit(USAGE_ERROR)
+    if args.command == "check-urls":
+        from siqd.notify.urlcheck import main_check_urls
+
+        sys.exit(main_check_urls())
     sys.exit(_run(args))
+
+
+def _url_problem(config) -> str | None:
+    """Describe the first notification URL Apprise cannot use, as a config error line, or return None."""
+    from siqd.notify.urlcheck import unusable_urls
+
+    for channel, masked in unusable_urls(config.notify.channels) or []:
+        return (f"{config.source}: notify.channels.{channel}: Apprise does not accept the URL {masked!r}; "
+                "check it with 'siqctl config check'")
+    return None
 
 
 def _worker_config(args):
@@ -87,6 +105,11 @@ def _run(args) -> int:
     except ConfigError as error:
         print(f"siqd: error: {error}", file=sys.stderr)
         return USAGE_ERROR
+    if args.command == "run" and not args.once:
+        problem = _url_problem(config)
+        if problem:
+            print(f"siqd: error: {problem}", file=sys.stderr)
+            return USAGE_ERROR
     setup_logging(config.log_level)
     logger = get_logger("main")
     for warning in config.warnings:

@@ -601,6 +601,13 @@ class Daemon(BackgroundWork):
             log_event(logger, ERROR, "reload_failed", file=error.source, key=error.key or None,
                       error=error.message, action="kept the running config")
             return
+        if new.notify.channels != self.config.notify.channels:
+            from siqd.notify.urlcheck import unusable_urls
+
+            for channel, masked in unusable_urls(new.notify.channels) or []:
+                log_event(logger, ERROR, "reload_failed", file=new.source, key=f"notify.channels.{channel}",
+                          error=f"Apprise does not accept the URL {masked!r}", action="kept the running config")
+                return
         if new.store != self.config.store or new.host != self.config.host:
             log_event(logger, WARNING, "reload_partial", reason="store and host changes need a restart")
             new.store, new.host = self.config.store, self.config.host

@@ -173,7 +173,28 @@ class HostCollector:
                 chosen.pop(part.mountpoint, None)
                 continue
             chosen[part.mountpoint] = None
-        return list(chosen)
+        return self._one_per_filesystem(list(chosen))
+
+    @staticmethod
+    def _one_per_filesystem(mounts: list[str]) -> list[str]:
+        """Keep one mount point per filesystem, the shallowest, or the first mounted: bind mounts repeat it.
+
+        systemd's ProtectHome= and PrivateTmp=, containers and fstab bind
+        entries mount a filesystem again at /home, /tmp and elsewhere, and
+        each copy would be sampled and alert as a disk of its own.
+        """
+        kept: list[str] = []
+        devices: set[int] = set()
+        # A stable sort keeps the mount table's order between mount points of the same depth.
+        for mount in sorted(mounts, key=lambda path: path.rstrip("/").count("/")):
+            try:
+                device = os.stat(mount).st_dev
+            except OSError:
+                continue
+            if device not in devices:
+                devices.add(device)
+                kept.append(mount)
+        return kept
 
     def _skip_mount(self, part) -> bool:
         settings = self.disks

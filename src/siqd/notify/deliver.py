@@ -295,5 +295,7 @@ def _record(store: Store, notification: Notification, error: str | None, started
         log_event(logger, ERROR, "delivery_given_up", **fields, error=error)
     else:
         report.failed.append(notification.id)
-        log_event(logger, WARNING, "delivery_failed", **fields, error=error,
-                  retry_in=f"{next_at - now:.0f}s")
+        # Each attempt runs in a new worker process, so repeats are thinned here by attempt number:
+        # attempts 1, 2, 4, 8, … log a warning and the others a debug line.
+        level = WARNING if attempts & (attempts - 1) == 0 else DEBUG
+        log_event(logger, level, "delivery_failed", **fields, error=error, retry_in=f"{next_at - now:.0f}s")
