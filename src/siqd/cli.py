@@ -62,16 +62,6 @@ def main(argv: list[str] | None = None) -> None:
     sys.exit(_run(args))
 
 
-def _url_problem(config) -> str | None:
-    """Describe the first notification URL Apprise cannot use, as a config error line, or return None."""
-    from siqd.notify.urlcheck import unusable_urls
-
-    for channel, masked in unusable_urls(config.notify.channels) or []:
-        return (f"{config.source}: notify.channels.{channel}: Apprise does not accept the URL {masked!r}; "
-                "check it with 'siqctl config check'")
-    return None
-
-
 def _worker_config(args):
     """Build the delivery worker's config from the [notify] settings its siqd sends on stdin."""
     import json
@@ -105,11 +95,12 @@ def _run(args) -> int:
     except ConfigError as error:
         print(f"siqd: error: {error}", file=sys.stderr)
         return USAGE_ERROR
+    url_check = None
     if args.command == "run" and not args.once:
-        problem = _url_problem(config)
-        if problem:
-            print(f"siqd: error: {problem}", file=sys.stderr)
-            return USAGE_ERROR
+        from siqd.notify.urlcheck import start_check
+
+        # Checked in a child process while siqd starts; run_forever reads the result before its first round.
+        url_check = start_check(config.notify.channels)
     setup_logging(config.log_level)
     logger = get_logger("main")
     for warning in config.warnings:
@@ -141,6 +132,7 @@ def _run(args) -> int:
 
         daemon = Daemon(config, store)
         daemon.store_ready = store_ready
+        daemon.url_check = url_check
         if args.once:
             samples = daemon.run_once()
             log_event(logger, 20, "round_done", host=config.host, samples=len(samples), store=store.location)
@@ -150,6 +142,9 @@ def _run(args) -> int:
     except (StoreError, BufferError) as error:
         print(f"siqd: error: {error}", file=sys.stderr)
         return 1
+    except ConfigError as error:  # a notification URL Apprise rejects, found as siqd started
+        print(f"siqd: error: {error}", file=sys.stderr)
+        return USAGE_ERROR
     except KeyboardInterrupt:
         return 0
     finally:

@@ -95,6 +95,7 @@ class Daemon(BackgroundWork):
         # reserved beside the database makes room to record that the disk is full.
         self.reserve = None
         self.disk_full_since: float | None = None
+        self.url_check = None  # the child process checking notification URLs as siqd starts
         if store.kind != "sqlite":
             self.buffer = OutageBuffer(config.buffer_path, config.buffer_max_rounds)
         else:
@@ -461,6 +462,17 @@ class Daemon(BackgroundWork):
                       outage=f"{self.clock() - self.outage_since:.0f}s",
                       rounds_buffered=len(self.buffer) if self.buffer else None, retry_in=f"{delay:.0f}s")
 
+    def finish_url_check(self) -> None:
+        """Raise ConfigError if the URL check started with siqd found a URL that Apprise rejects."""
+        from siqd.notify.urlcheck import finish_check
+
+        if self.url_check is None:
+            return
+        for channel, masked in finish_check(self.url_check) or []:
+            raise ConfigError(self.config.source, f"notify.channels.{channel}",
+                              f"Apprise does not accept the URL {masked!r}; check it with 'siqctl config check'")
+        self.url_check = None
+
     def can_buffer(self, error: StoreError) -> bool:
         """Tell whether rounds can wait for the store, making the in-memory buffer on an SQLite disk's first fill.
 
@@ -662,6 +674,7 @@ class Daemon(BackgroundWork):
         self.update_watcher()
         self.update_checks()
         self.prime_collector(use_saved=False)
+        self.finish_url_check()
 
         first = self._guarded_round()
         if first is not None:
