@@ -2,7 +2,7 @@
 
 Run: .venv/bin/python bench/history.py [--hosts N] [--days D] [--postgres URL]
 
-It writes what the store holds in steady state after D days at a 10 s
+It writes what the store contains in steady state after D days at a 10 s
 interval: the last 48 hours of raw samples and D days of 5-minute roll-ups,
 for N hosts with 28 series each (cpu, 3 loads, memory, swap, processes,
 uptime, 4 mounts x 3 disk metrics, 2 block devices and 2 network

@@ -5,9 +5,9 @@ Run: .venv/bin/python bench/run_all.py [--seconds 300] [--postgres URL] [--hosts
 It measures, in one run:
 - siqd's CPU (% of one core) and peak RSS at a 10 s interval, once with
   the default rules and once with 5 checks added at their default
-  `every` of 1m: HTTP and TCP against a server this script starts on
-  127.0.0.1, a process check, a systemd check and the check_disk plugin
-  when it is installed. Debian's monit and prometheus-node-exporter
+  `every` of 1m. The checks are HTTP and TCP against a server this
+  script starts on 127.0.0.1, a process check, a systemd check and the
+  check_disk plugin when it is installed. Debian's monit and prometheus-node-exporter
   (scraped every 10 s from 127.0.0.1) run beside them and are measured
   the same way when they are installed;
 - `siqctl incidents list` and `show` with 10,000 incidents;
@@ -100,16 +100,14 @@ name = "cron-unit"
 type = "systemd"
 unit = "cron.service"
 """
-    if port is None:
-        pass
-    elif os.access(CHECK_DISK, os.X_OK):
+    if port is not None and os.access(CHECK_DISK, os.X_OK):
         checks += f"""
 [[check]]
 name = "root-disk"
 type = "command"
 command = ["{CHECK_DISK}", "-w", "10%", "-c", "5%", "-p", "/"]
 """
-    else:
+    elif port is not None:  # no plugin installed: a fifth check of another kind
         checks += """
 [[check]]
 name = "root-disk-watch"

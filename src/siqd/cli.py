@@ -38,7 +38,7 @@ def _parser() -> argparse.ArgumentParser:
     # siqd run starts its worker with this: the running config's [notify] settings arrive as JSON on
     # stdin, so deliveries go on while the file on disk has an error that a reload rejected.
     deliver.add_argument("--notify-settings-stdin", action="store_true", help=argparse.SUPPRESS)
-    # siqd run asks this child which notification URLs Apprise rejects (see siqd/notify/urlcheck.py).
+    # siqd run starts this child to learn which notification URLs Apprise rejects (see siqd/notify/urlcheck.py).
     commands.add_parser("check-urls")
     return parser
 

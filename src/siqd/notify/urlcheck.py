@@ -31,7 +31,7 @@ def finish_check(child: subprocess.Popen | None) -> list[tuple[str, str]] | None
     if child is None:
         return []
     try:
-        # Its stdin is already written and closed, and its answer is a few lines, so wait, then read.
+        # Its stdin is already written and closed, and its output is a few lines, so wait, then read.
         if child.wait(timeout=CHECK_TIMEOUT) != 0:
             return None
         return [tuple(pair) for pair in json.loads(child.stdout.read())]

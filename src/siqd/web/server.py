@@ -265,7 +265,7 @@ class DashboardHandler(BaseHTTPRequestHandler):
             if send_body:
                 self.wfile.write(response.body)
         except (BrokenPipeError, ConnectionResetError, TimeoutError):
-            self.close_connection = True  # the client left; nothing to answer
+            self.close_connection = True  # the client disconnected, so no response is sent
 
     def log_message(self, format: str, *args) -> None:
         """Log nothing per request: a request line can carry the token, and pages refresh every 30 s."""
